@@ -1,0 +1,2 @@
+//! apsched facade.
+pub use scheduler_core::*;
