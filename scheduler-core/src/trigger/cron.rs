@@ -132,7 +132,6 @@ impl CronTrigger {
     }
 
     /// A builder for an expression with a time zone, start, end or jitter.
-    #[must_use]
     pub fn builder(expression: &str) -> CronTriggerBuilder {
         CronTriggerBuilder {
             expression: expression.to_owned(),

@@ -62,7 +62,6 @@ impl IntervalTrigger {
     }
 
     /// A builder for periods made of several units, a start, an end and jitter.
-    #[must_use]
     pub fn builder() -> IntervalTriggerBuilder {
         IntervalTriggerBuilder::default()
     }

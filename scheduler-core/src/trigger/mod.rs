@@ -4,11 +4,11 @@
 //! time, when is the next fire? Triggers hold no state between calls, so a schedule can be
 //! stored, reloaded after a restart and shared by several processes without losing its place.
 //!
-//! - [`IntervalTrigger`]: every fixed period, on the grid `start + k * period`.
-//! - [`CronTrigger`]: crontab (5 fields) and Quartz (6 or 7 fields) expressions in an IANA
-//!   time zone, with a documented daylight-saving rule.
-//! - [`DateTrigger`]: once.
-//! - [`OrTrigger`] and [`AndTrigger`]: union and (bounded) intersection.
+//! - [`IntervalTrigger`] fires every fixed period, on the grid `start + k * period`.
+//! - [`CronTrigger`] fires on crontab (5 fields) and Quartz (6 or 7 fields) expressions in an
+//!   IANA time zone, with a documented daylight-saving rule.
+//! - [`DateTrigger`] fires once.
+//! - [`OrTrigger`] and [`AndTrigger`] are the union and (bounded) intersection of others.
 //!
 //! [`TriggerSpec`] is the serde form of all of them, for stores, configuration files and the
 //! REST API.

@@ -1,0 +1,947 @@
+//! The engine: one task that owns the timetable.
+//!
+//! It sleeps until the earliest due time or a command, never on a fixed tick. When it wakes it
+//! takes what is due from the timetable (ordered by due time), applies misfire, coalesce and
+//! `max_instances`, spawns the runs, computes the next fire times and sleeps again. Every
+//! operation is O(log n) in the number of schedules.
+
+mod run;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
+
+pub(crate) use self::run::Collector;
+use self::run::{InFlight, RunTask, new_run_id};
+use crate::error::{Error, Result};
+use crate::event::{Event, ShutdownReport};
+use crate::job::Job;
+use crate::schedule::{JobSource, NewSchedule, Schedule, ScheduleChanges};
+use crate::scheduler::{Command, SchedulerState, Shared};
+use crate::trigger::{Trigger, TriggerSpec, apply_jitter};
+
+/// How many due fires of one schedule without `coalesce` are handled one by one in a single
+/// wake-up (run, or reported missed). Past it, the rest are coalesced into the latest, so a
+/// long downtime (or a clock jump to the year 2200) costs a bounded amount of work.
+pub const CATCH_UP_LIMIT: usize = 100;
+
+/// Fires dispatched per pass before the engine looks at its commands again.
+const DISPATCH_BATCH: usize = 65_536;
+
+/// After the shutdown deadline, how long aborted runs get to unwind. A job that blocks its
+/// thread without yielding cannot be stopped; it is reported aborted and left behind.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
+
+type TimetableKey = (DateTime<Utc>, u64);
+
+struct Entry {
+    schedule: Schedule,
+    /// `None`: the job is not registered here; the schedule is kept but never dispatched.
+    job: Option<Arc<dyn Job>>,
+    in_flight: Arc<InFlight>,
+    slot: Option<TimetableKey>,
+}
+
+/// What one wake-up does with the due fires of one schedule.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    run: Vec<DateTime<Utc>>,
+    missed: Vec<(DateTime<Utc>, TimeDelta)>,
+    /// The latest fire handled; the next fire comes after it.
+    last: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    store: Arc<dyn crate::store::JobStore>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    entries: HashMap<Arc<str>, Entry>,
+    timetable: BTreeMap<TimetableKey, Arc<str>>,
+    sequence: u64,
+    loaded: bool,
+    /// Next run times changed by dispatching, written to the store once per wake-up.
+    pending_times: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        store: Arc<dyn crate::store::JobStore>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        Self {
+            shared,
+            store,
+            commands,
+            entries: HashMap::new(),
+            timetable: BTreeMap::new(),
+            sequence: 0,
+            loaded: false,
+            pending_times: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        if let Err(error) = self.load().await {
+            self.store_failed("load schedules", &error);
+        }
+        loop {
+            let due = match self.shared.status() {
+                SchedulerState::Running => self.timetable.first_key_value().map(|((t, _), _)| *t),
+                _ => None,
+            };
+            let sleep = due.map(|t| self.shared.clock.sleep_until(t));
+            let command = tokio::select! {
+                biased;
+                command = self.commands.recv() => command,
+                () = async {
+                    match sleep {
+                        Some(sleep) => sleep.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.dispatch_due().await;
+                    continue;
+                }
+            };
+            match command {
+                Some(Command::Shutdown(deadline, reply)) => {
+                    let report = self.shutdown(deadline).await;
+                    let _ = reply.send(Ok(report));
+                    return;
+                }
+                Some(command) => self.handle(command).await,
+                None => {
+                    // Every handle is gone: nobody can shut down or query any more.
+                    self.abandon().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    // ===== loading and store bookkeeping =====
+
+    async fn load(&mut self) -> Result<()> {
+        let schedules = self.store.list().await?;
+        for schedule in schedules {
+            if self.entries.contains_key(&schedule.id) {
+                continue;
+            }
+            let job = self.resolve_stored_job(&schedule);
+            let id = Arc::clone(&schedule.id);
+            let next = schedule.next_run_time;
+            self.entries.insert(
+                Arc::clone(&id),
+                Entry {
+                    schedule,
+                    job,
+                    in_flight: Arc::default(),
+                    slot: None,
+                },
+            );
+            // A stored time is a fire the store already promised: no new jitter.
+            self.reslot(&id, next, false);
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    fn resolve_stored_job(&self, schedule: &Schedule) -> Option<Arc<dyn Job>> {
+        let job = schedule
+            .job
+            .as_ref()
+            .and_then(|name| self.shared.jobs.get(name).cloned());
+        if job.is_none() {
+            let name: Arc<str> = schedule.job.clone().unwrap_or_else(|| "<job value>".into());
+            tracing::warn!(
+                schedule_id = %schedule.id,
+                job = %name,
+                "stored schedule names a job that is not registered here; it will not run in this process"
+            );
+            self.shared.emit(Event::UnknownJob {
+                schedule_id: Arc::clone(&schedule.id),
+                job: name,
+            });
+        }
+        job
+    }
+
+    fn store_failed(&self, operation: &'static str, error: &Error) {
+        let text = error_chain(error);
+        tracing::error!(operation, error = %text, "job store failed");
+        self.shared.emit(Event::StoreFailed {
+            operation,
+            error: text.into(),
+        });
+    }
+
+    async fn flush_times(&mut self) {
+        if self.pending_times.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(&mut self.pending_times);
+        if let Err(error) = self.store.set_next_run_times(&updates).await {
+            self.store_failed("save next run times", &error);
+        }
+    }
+
+    /// Moves a schedule to `next` in the timetable (or out of it).
+    fn reslot(&mut self, id: &Arc<str>, next: Option<DateTime<Utc>>, jitter: bool) {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return;
+        };
+        entry.schedule.next_run_time = next;
+        if let Some(slot) = entry.slot.take() {
+            self.timetable.remove(&slot);
+        }
+        if let (Some(next), Some(_)) = (next, &entry.job) {
+            let due = if jitter {
+                apply_jitter(next, entry.schedule.trigger.jitter())
+            } else {
+                next
+            };
+            self.sequence += 1;
+            let key = (due, self.sequence);
+            self.timetable.insert(key, Arc::clone(id));
+            entry.slot = Some(key);
+        }
+    }
+
+    fn unslot(&mut self, id: &str) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        if let Some(slot) = entry.slot {
+            self.timetable.remove(&slot);
+        }
+        Some(entry)
+    }
+
+    // ===== dispatching =====
+
+    async fn dispatch_due(&mut self) {
+        let mut now = self.shared.clock.now();
+        let mut finished = Vec::new();
+        let mut handled = 0;
+        while let Some((&(due, _), _)) = self.timetable.first_key_value() {
+            if due > now || handled == DISPATCH_BATCH {
+                break;
+            }
+            let Some((_, id)) = self.timetable.pop_first() else {
+                break;
+            };
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.slot = None;
+            }
+            if self.fire(&id, due, now).is_none() {
+                finished.push(id);
+            }
+            handled += 1;
+            if handled % 1024 == 0 {
+                now = self.shared.clock.now();
+            }
+        }
+        for id in finished {
+            // The trigger has no more fires: the schedule is done, as in APScheduler.
+            if let Some(entry) = self.unslot(&id) {
+                drop(entry);
+                self.pending_times.retain(|(pending, _)| *pending != id);
+                match self.store.remove(&id).await {
+                    Ok(()) => {}
+                    Err(error) if error.is_not_found() => {}
+                    Err(error) => self.store_failed("remove finished schedule", &error),
+                }
+                tracing::debug!(schedule_id = %id, "schedule finished: its trigger has no more fire times");
+                self.shared.emit(Event::Removed { schedule_id: id });
+            }
+        }
+        self.flush_times().await;
+    }
+
+    /// Handles a schedule that came due; returns its next run time (`None`: finished).
+    fn fire(
+        &mut self,
+        id: &Arc<str>,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let entry = self.entries.get(id)?;
+        let first = entry.schedule.next_run_time?;
+        let trigger = Arc::clone(&entry.schedule.trigger);
+        let plan = plan(&trigger, &entry.schedule, first, due, now);
+        for (nominal_time, lateness) in &plan.missed {
+            let lateness = lateness.to_std().unwrap_or_default();
+            tracing::warn!(
+                schedule_id = %id,
+                %nominal_time,
+                ?lateness,
+                grace = ?entry.schedule.misfire_grace_time,
+                "run missed: later than its misfire_grace_time"
+            );
+            self.shared.emit(Event::Missed {
+                schedule_id: Arc::clone(id),
+                nominal_time: *nominal_time,
+                lateness,
+            });
+        }
+        if !plan.run.is_empty() {
+            dispatch(&self.shared, id, entry, plan.run);
+        }
+        let last = plan.last.unwrap_or(first);
+        let next = trigger.next_fire_time(Some(last), now);
+        if next.is_some() {
+            self.reslot(id, next, true);
+            self.pending_times.push((Arc::clone(id), next));
+        }
+        next
+    }
+
+    // ===== commands =====
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Start(reply) => {
+                let _ = reply.send(self.start().await);
+            }
+            Command::Add(schedules, reply) => {
+                let _ = reply.send(self.add(schedules).await);
+            }
+            Command::Get(id, reply) => {
+                let _ = reply.send(Ok(self
+                    .entries
+                    .get(id.as_str())
+                    .map(|e| e.schedule.clone())));
+            }
+            Command::List(reply) => {
+                let _ = reply.send(Ok(self.list()));
+            }
+            Command::Modify(id, changes, reply) => {
+                let _ = reply.send(self.modify(&id, &changes).await);
+            }
+            Command::Reschedule(id, trigger, reply) => {
+                let _ = reply.send(self.reschedule(&id, trigger).await);
+            }
+            Command::Pause(id, reply) => {
+                let _ = reply.send(self.pause(&id).await);
+            }
+            Command::Resume(id, reply) => {
+                let _ = reply.send(self.resume(&id).await);
+            }
+            Command::PauseAll(reply) => {
+                let _ = reply.send(self.set_paused(true));
+            }
+            Command::ResumeAll(reply) => {
+                let _ = reply.send(self.set_paused(false));
+            }
+            Command::Remove(id, reply) => {
+                let _ = reply.send(self.remove(&id).await);
+            }
+            Command::RemoveAll(reply) => {
+                let _ = reply.send(self.remove_all().await);
+            }
+            Command::RunNow(id, reply) => {
+                let _ = reply.send(self.run_now(&id));
+            }
+            Command::NextFireTimes(id, n, reply) => {
+                let _ = reply.send(self.next_fire_times(&id, n));
+            }
+            Command::Shutdown(..) => unreachable!("shutdown is handled by the run loop"),
+        }
+    }
+
+    async fn start(&mut self) -> Result<()> {
+        match self.shared.status() {
+            SchedulerState::NotStarted => {}
+            SchedulerState::Running | SchedulerState::Paused => return Err(Error::AlreadyRunning),
+            SchedulerState::Stopped => return Err(Error::SchedulerStopped),
+        }
+        if !self.loaded {
+            self.load().await?;
+        }
+        self.shared.set_status(SchedulerState::Running);
+        tracing::info!(schedules = self.entries.len(), "scheduler started");
+        self.shared.emit(Event::SchedulerStarted);
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<&Entry> {
+        self.entries
+            .get(id)
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))
+    }
+
+    async fn add(&mut self, schedules: Vec<NewSchedule>) -> Result<Vec<Schedule>> {
+        let now = self.shared.clock.now();
+        let mut prepared = Vec::with_capacity(schedules.len());
+        let mut batch_ids = HashSet::new();
+        for new in schedules {
+            new.check()?;
+            let replace = new.replace_existing;
+            let (schedule, job) = self.prepare(new, now)?;
+            if !batch_ids.insert(Arc::clone(&schedule.id))
+                || (!replace && self.entries.contains_key(&schedule.id))
+            {
+                return Err(Error::ConflictingId(schedule.id.to_string()));
+            }
+            prepared.push((schedule, job, replace));
+        }
+        // The store first: if it refuses one, undo the ones it took, and the engine has
+        // changed nothing.
+        for (i, (schedule, _, replace)) in prepared.iter().enumerate() {
+            if let Err(error) = self.store.add(schedule, *replace).await {
+                for (done, _, replaced) in &prepared[..i] {
+                    let undo = match self.entries.get(&done.id) {
+                        Some(old) if *replaced => self.store.update(&old.schedule).await,
+                        _ => self.store.remove(&done.id).await,
+                    };
+                    if let Err(undo_error) = undo {
+                        self.store_failed("undo a failed batch add", &undo_error);
+                    }
+                }
+                return Err(error);
+            }
+        }
+        let mut added = Vec::with_capacity(prepared.len());
+        for (schedule, job, _) in prepared {
+            let id = Arc::clone(&schedule.id);
+            let next = schedule.next_run_time;
+            let jitter = matches!(next, Some(t) if t > now);
+            // A replaced schedule keeps counting its runs that are still going.
+            let in_flight = self
+                .unslot(&id)
+                .map(|old| old.in_flight)
+                .unwrap_or_default();
+            added.push(schedule.clone());
+            self.entries.insert(
+                Arc::clone(&id),
+                Entry {
+                    schedule,
+                    job: Some(job),
+                    in_flight,
+                    slot: None,
+                },
+            );
+            self.reslot(&id, next, jitter);
+            self.shared.emit(Event::Added { schedule_id: id });
+        }
+        Ok(added)
+    }
+
+    /// Turns a new schedule into the stored form: id, name, anchored trigger, first run.
+    fn prepare(&self, new: NewSchedule, now: DateTime<Utc>) -> Result<(Schedule, Arc<dyn Job>)> {
+        let id: Arc<str> = new
+            .id
+            .map_or_else(|| new_run_id().simple().to_string().into(), Into::into);
+        let (job_name, job) = match new.job {
+            JobSource::Named(name) => {
+                let job = self
+                    .shared
+                    .jobs
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| Error::UnknownJob(name.to_string()))?;
+                (Some(name), job)
+            }
+            JobSource::Value(job) => (None, job),
+        };
+        let mut trigger = new.trigger;
+        trigger.anchor(now);
+        let next_run_time = if new.options.paused {
+            None
+        } else {
+            Some(match new.first_run {
+                crate::FirstRun::Trigger => trigger.next_fire_time(None, now).ok_or_else(|| {
+                    Error::NeverFires(format!(
+                        "the {} trigger of \"{id}\" has no fire time after {now}",
+                        trigger.kind()
+                    ))
+                })?,
+                crate::FirstRun::Now => now,
+                crate::FirstRun::At(t) => t,
+            })
+        };
+        let schedule = Schedule {
+            name: new.name.map_or_else(|| Arc::clone(&id), Into::into),
+            id,
+            job: job_name,
+            args: Arc::new(new.args),
+            trigger: Arc::new(trigger),
+            next_run_time,
+            misfire_grace_time: new.options.misfire_grace_time,
+            coalesce: new.options.coalesce,
+            max_instances: new.options.max_instances,
+            paused: new.options.paused,
+        };
+        Ok((schedule, job))
+    }
+
+    fn list(&self) -> Vec<Schedule> {
+        let mut list: Vec<Schedule> = self.entries.values().map(|e| e.schedule.clone()).collect();
+        list.sort_by(|a, b| match (a.next_run_time, b.next_run_time) {
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.id.cmp(&b.id)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.id.cmp(&b.id),
+        });
+        list
+    }
+
+    /// Writes a changed schedule to the store, then to the engine.
+    async fn replace_schedule(&mut self, changed: Schedule, jitter: bool) -> Result<Schedule> {
+        self.store.update(&changed).await?;
+        let id = Arc::clone(&changed.id);
+        let next = changed.next_run_time;
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.schedule = changed.clone();
+        }
+        self.reslot(&id, next, jitter);
+        Ok(changed)
+    }
+
+    async fn modify(&mut self, id: &str, changes: &ScheduleChanges) -> Result<Schedule> {
+        let entry = self.get(id)?;
+        let changed = changes.apply(&entry.schedule)?;
+        let slot = entry.slot;
+        self.store.update(&changed).await?;
+        // Name, args and options do not move the schedule in the timetable.
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.schedule = changed.clone();
+            entry.slot = slot;
+        }
+        self.shared.emit(Event::Modified {
+            schedule_id: Arc::clone(&changed.id),
+        });
+        Ok(changed)
+    }
+
+    async fn reschedule(&mut self, id: &str, mut trigger: TriggerSpec) -> Result<Schedule> {
+        let now = self.shared.clock.now();
+        let entry = self.get(id)?;
+        trigger.anchor(now);
+        let mut changed = entry.schedule.clone();
+        changed.next_run_time = if changed.paused {
+            None
+        } else {
+            Some(trigger.next_fire_time(None, now).ok_or_else(|| {
+                Error::NeverFires(format!(
+                    "the new {} trigger of \"{id}\" has no fire time after {now}",
+                    trigger.kind()
+                ))
+            })?)
+        };
+        changed.trigger = Arc::new(trigger);
+        let changed = self.replace_schedule(changed, true).await?;
+        self.shared.emit(Event::Modified {
+            schedule_id: Arc::clone(&changed.id),
+        });
+        Ok(changed)
+    }
+
+    async fn pause(&mut self, id: &str) -> Result<Schedule> {
+        let entry = self.get(id)?;
+        if entry.schedule.paused {
+            return Ok(entry.schedule.clone());
+        }
+        let mut changed = entry.schedule.clone();
+        changed.paused = true;
+        changed.next_run_time = None;
+        let changed = self.replace_schedule(changed, false).await?;
+        self.shared.emit(Event::Paused {
+            schedule_id: Arc::clone(&changed.id),
+        });
+        Ok(changed)
+    }
+
+    async fn resume(&mut self, id: &str) -> Result<Schedule> {
+        let now = self.shared.clock.now();
+        let entry = self.get(id)?;
+        if !entry.schedule.paused {
+            return Ok(entry.schedule.clone());
+        }
+        let mut changed = entry.schedule.clone();
+        changed.paused = false;
+        // From now: the fires skipped while paused are not replayed.
+        changed.next_run_time = changed.trigger.next_fire_time(None, now);
+        if changed.next_run_time.is_none() {
+            self.remove(id).await?;
+            return Ok(changed);
+        }
+        let changed = self.replace_schedule(changed, true).await?;
+        self.shared.emit(Event::Resumed {
+            schedule_id: Arc::clone(&changed.id),
+        });
+        Ok(changed)
+    }
+
+    fn set_paused(&mut self, paused: bool) -> Result<()> {
+        let (from, to, event) = if paused {
+            (
+                SchedulerState::Running,
+                SchedulerState::Paused,
+                Event::SchedulerPaused,
+            )
+        } else {
+            (
+                SchedulerState::Paused,
+                SchedulerState::Running,
+                Event::SchedulerResumed,
+            )
+        };
+        match self.shared.status() {
+            SchedulerState::NotStarted => Err(Error::NotStarted),
+            SchedulerState::Stopped => Err(Error::SchedulerStopped),
+            state if state == to => Ok(()),
+            state if state == from => {
+                self.shared.set_status(to);
+                tracing::info!(
+                    paused,
+                    "scheduler {}",
+                    if paused { "paused" } else { "resumed" }
+                );
+                self.shared.emit(event);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn remove(&mut self, id: &str) -> Result<()> {
+        let schedule_id = Arc::clone(&self.get(id)?.schedule.id);
+        match self.store.remove(id).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error),
+        }
+        self.unslot(id);
+        self.shared.emit(Event::Removed { schedule_id });
+        Ok(())
+    }
+
+    async fn remove_all(&mut self) -> Result<()> {
+        self.store.remove_all().await?;
+        self.entries.clear();
+        self.timetable.clear();
+        self.pending_times.clear();
+        self.shared.emit(Event::AllRemoved);
+        Ok(())
+    }
+
+    fn run_now(&self, id: &str) -> Result<()> {
+        match self.shared.status() {
+            SchedulerState::NotStarted => return Err(Error::NotStarted),
+            SchedulerState::Stopped => return Err(Error::SchedulerStopped),
+            SchedulerState::Running | SchedulerState::Paused => {}
+        }
+        let entry = self.get(id)?;
+        if entry.job.is_none() {
+            let name = entry.schedule.job.as_deref().unwrap_or("<job value>");
+            return Err(Error::UnknownJob(name.to_owned()));
+        }
+        let running = entry.in_flight.instances();
+        if running >= entry.schedule.max_instances {
+            return Err(Error::MaxInstancesReached {
+                id: id.to_owned(),
+                running,
+            });
+        }
+        let now = self.shared.clock.now();
+        dispatch(&self.shared, &entry.schedule.id, entry, vec![now]);
+        Ok(())
+    }
+
+    fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
+        let entry = self.get(id)?;
+        let trigger = &entry.schedule.trigger;
+        let now = self.shared.clock.now();
+        let mut times = Vec::with_capacity(n.min(1000));
+        let mut next = entry
+            .schedule
+            .next_run_time
+            .or_else(|| trigger.next_fire_time(None, now));
+        while let Some(t) = next {
+            if times.len() >= n {
+                break;
+            }
+            times.push(t);
+            next = trigger.next_fire_time(Some(t), t);
+        }
+        Ok(times)
+    }
+
+    // ===== stopping =====
+
+    async fn shutdown(&mut self, deadline: Duration) -> ShutdownReport {
+        tracing::info!(?deadline, "scheduler shutting down");
+        self.flush_times().await;
+        self.shared.set_status(SchedulerState::Stopped);
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        if tokio::time::timeout(deadline, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.shared.abort.cancel();
+            let _ = tokio::time::timeout(ABORT_WAIT, self.shared.tracker.wait()).await;
+        }
+        let mut report = self.shared.collector.take();
+        for entry in self.entries.values() {
+            // Still registered after the abort: a job that never yields.
+            report.aborted.extend(entry.in_flight.running());
+        }
+        tracing::info!(
+            finished = report.finished.len(),
+            aborted = report.aborted.len(),
+            "scheduler shut down"
+        );
+        self.shared.emit(Event::Shutdown(Arc::new(report.clone())));
+        report
+    }
+
+    async fn abandon(&mut self) {
+        tracing::info!("every scheduler handle was dropped; the scheduler stops");
+        self.flush_times().await;
+        self.shared.set_status(SchedulerState::Stopped);
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+    }
+}
+
+/// Hands fires to a run task, unless `max_instances` runs are going.
+fn dispatch(shared: &Arc<Shared>, id: &Arc<str>, entry: &Entry, fires: Vec<DateTime<Utc>>) {
+    let Some(job) = &entry.job else { return };
+    if let Err(running) = entry.in_flight.try_acquire(entry.schedule.max_instances) {
+        for nominal_time in fires {
+            tracing::warn!(
+                schedule_id = %id,
+                %nominal_time,
+                running,
+                "run skipped: max_instances runs are still going"
+            );
+            shared.emit(Event::Skipped {
+                schedule_id: Arc::clone(id),
+                nominal_time,
+                running,
+            });
+        }
+        return;
+    }
+    let fires: Vec<(DateTime<Utc>, uuid::Uuid)> =
+        fires.into_iter().map(|t| (t, new_run_id())).collect();
+    for (nominal_time, run_id) in &fires {
+        shared.emit(Event::Submitted {
+            schedule_id: Arc::clone(id),
+            run_id: *run_id,
+            nominal_time: *nominal_time,
+        });
+    }
+    let task = RunTask {
+        shared: Arc::clone(shared),
+        job: Arc::clone(job),
+        schedule_id: Arc::clone(id),
+        args: Arc::clone(&entry.schedule.args),
+        in_flight: Arc::clone(&entry.in_flight),
+        fires,
+    };
+    shared.tracker.spawn(task.run());
+}
+
+/// Decides which due fires of a schedule run and which are missed.
+///
+/// `first` is the schedule's next run time and `first_due` the instant it was due (with
+/// jitter); every fire up to `now` is due.
+fn plan(
+    trigger: &TriggerSpec,
+    schedule: &Schedule,
+    first: DateTime<Utc>,
+    first_due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Plan {
+    let grace = schedule
+        .misfire_grace_time
+        .map(|g| TimeDelta::from_std(g).unwrap_or(TimeDelta::MAX));
+    let too_late = |lateness: TimeDelta| grace.is_some_and(|g| lateness > g);
+    let lateness_of = |due: DateTime<Utc>| (now - due).max(TimeDelta::zero());
+
+    if schedule.coalesce {
+        let latest = trigger.last_fire_time(first, now).unwrap_or(first);
+        let due = if latest == first { first_due } else { latest };
+        let lateness = lateness_of(due);
+        return if too_late(lateness) {
+            Plan {
+                missed: vec![(latest, lateness)],
+                last: Some(latest),
+                ..Plan::default()
+            }
+        } else {
+            Plan {
+                run: vec![latest],
+                last: Some(latest),
+                ..Plan::default()
+            }
+        };
+    }
+
+    let mut plan = Plan::default();
+    let mut fire = Some((first, first_due));
+    while let Some((nominal, due)) = fire {
+        if nominal > now {
+            break;
+        }
+        plan.last = Some(nominal);
+        let lateness = lateness_of(due);
+        if too_late(lateness) {
+            if plan.missed.len() < CATCH_UP_LIMIT {
+                plan.missed.push((nominal, lateness));
+            } else if let Some(grace) = grace {
+                // Enough reported: jump to the first fire inside the grace window.
+                fire = trigger
+                    .next_fire_time(Some(nominal), now - grace)
+                    .map(|t| (t, t));
+                continue;
+            }
+        } else {
+            plan.run.push(nominal);
+            if plan.run.len() == CATCH_UP_LIMIT - 1 {
+                // The rest are coalesced into the latest.
+                if let Some(latest) = trigger.last_fire_time(nominal, now) {
+                    plan.run.push(latest);
+                    plan.last = Some(latest);
+                }
+                break;
+            }
+        }
+        fire = trigger
+            .next_fire_time(Some(nominal), nominal)
+            .map(|t| (t, t));
+    }
+    plan
+}
+
+fn error_chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::ScheduleOptions;
+    use crate::trigger::IntervalTrigger;
+    use chrono::TimeZone;
+
+    fn t(minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, second).unwrap()
+    }
+
+    fn every_minute(coalesce: bool, grace: Option<Duration>) -> Schedule {
+        let trigger: TriggerSpec = IntervalTrigger::builder()
+            .minutes(1)
+            .start(t(0, 0))
+            .build()
+            .unwrap()
+            .into();
+        Schedule::from_parts(
+            "s",
+            "s",
+            None,
+            serde_json::Value::Null,
+            trigger,
+            Some(t(0, 0)),
+            ScheduleOptions {
+                misfire_grace_time: grace,
+                coalesce,
+                ..ScheduleOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn on_time_fire_runs() {
+        let s = every_minute(true, Some(Duration::from_secs(60)));
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(0, 0));
+        assert_eq!(
+            p,
+            Plan {
+                run: vec![t(0, 0)],
+                missed: vec![],
+                last: Some(t(0, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn coalesce_runs_the_latest_once() {
+        let s = every_minute(true, Some(Duration::from_secs(60)));
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(9, 30));
+        assert_eq!(
+            p,
+            Plan {
+                run: vec![t(9, 0)],
+                missed: vec![],
+                last: Some(t(9, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn coalesce_beyond_grace_is_one_missed_fire() {
+        let s = every_minute(true, Some(Duration::from_secs(20)));
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(9, 30));
+        assert_eq!(
+            p,
+            Plan {
+                run: vec![],
+                missed: vec![(t(9, 0), TimeDelta::seconds(30))],
+                last: Some(t(9, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn without_coalesce_each_fire_is_judged() {
+        let s = every_minute(false, Some(Duration::from_secs(150)));
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(4, 0));
+        assert_eq!(
+            p.missed,
+            vec![
+                (t(0, 0), TimeDelta::seconds(240)),
+                (t(1, 0), TimeDelta::seconds(180))
+            ]
+        );
+        assert_eq!(p.run, vec![t(2, 0), t(3, 0), t(4, 0)]);
+        assert_eq!(p.last, Some(t(4, 0)));
+    }
+
+    #[test]
+    fn catch_up_is_bounded() {
+        // A day of one-minute fires without coalesce or grace: 99 one by one, then the latest.
+        let s = every_minute(false, None);
+        let now = t(0, 0) + TimeDelta::days(1);
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), now);
+        assert_eq!(p.run.len(), CATCH_UP_LIMIT);
+        assert_eq!(p.run[98], t(0, 0) + TimeDelta::minutes(98));
+        assert_eq!(p.run[99], now);
+        // With a grace, the missed reports stop at the limit and the window's fires run.
+        let s = every_minute(false, Some(Duration::from_secs(180)));
+        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), now);
+        assert_eq!(p.missed.len(), CATCH_UP_LIMIT);
+        assert_eq!(
+            p.run,
+            vec![
+                now - TimeDelta::minutes(3),
+                now - TimeDelta::minutes(2),
+                now - TimeDelta::minutes(1),
+                now
+            ]
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Events: what the scheduler did, as a typed broadcast.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Something the scheduler did. Subscribe with
+/// [`SchedulerHandle::subscribe`](crate::SchedulerHandle::subscribe).
+///
+/// Events go through a `tokio::sync::broadcast` channel: a receiver that falls more than the
+/// channel's capacity behind ([`SchedulerBuilder::event_capacity`](crate::SchedulerBuilder::event_capacity))
+/// loses the oldest events and is told how many (`RecvError::Lagged`). Every run is also a
+/// `tracing` span (`apsched.run`, with `schedule_id`, `nominal_time` and `run_id`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The scheduler started dispatching runs.
+    SchedulerStarted,
+    /// The whole scheduler was paused: nothing is dispatched, schedules keep their times.
+    SchedulerPaused,
+    /// The whole scheduler was resumed; due fires follow the misfire and coalesce rules.
+    SchedulerResumed,
+    /// The scheduler shut down.
+    Shutdown(Arc<ShutdownReport>),
+    /// A schedule was added (or replaced).
+    Added {
+        /// The schedule.
+        schedule_id: Arc<str>,
+    },
+    /// A schedule's name, args, options or trigger changed.
+    Modified {
+        /// The schedule.
+        schedule_id: Arc<str>,
+    },
+    /// A schedule was removed, by a call or because its trigger has no more fire times.
+    Removed {
+        /// The schedule.
+        schedule_id: Arc<str>,
+    },
+    /// Every schedule was removed.
+    AllRemoved,
+    /// A schedule was paused.
+    Paused {
+        /// The schedule.
+        schedule_id: Arc<str>,
+    },
+    /// A schedule was resumed.
+    Resumed {
+        /// The schedule.
+        schedule_id: Arc<str>,
+    },
+    /// A run was handed to the runtime.
+    Submitted {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it is for.
+        nominal_time: DateTime<Utc>,
+    },
+    /// A run returned `Ok`.
+    Succeeded {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it was for.
+        nominal_time: DateTime<Utc>,
+        /// How long it ran.
+        duration: Duration,
+    },
+    /// A run returned an error.
+    Failed {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it was for.
+        nominal_time: DateTime<Utc>,
+        /// How long it ran.
+        duration: Duration,
+        /// The error, with its sources.
+        error: Arc<str>,
+    },
+    /// A run panicked. The panic was caught; the scheduler and the schedule go on.
+    Panicked {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it was for.
+        nominal_time: DateTime<Utc>,
+        /// The panic's message.
+        message: Arc<str>,
+    },
+    /// A run was aborted at the shutdown deadline.
+    Aborted {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it was for.
+        nominal_time: DateTime<Utc>,
+    },
+    /// A fire did not run: it was due more than `misfire_grace_time` ago when the scheduler
+    /// came to dispatch it.
+    Missed {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The fire that did not run.
+        nominal_time: DateTime<Utc>,
+        /// How late it was at dispatch.
+        lateness: Duration,
+    },
+    /// A fire did not run because `max_instances` runs of its schedule were still going.
+    Skipped {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The fire that did not run.
+        nominal_time: DateTime<Utc>,
+        /// How many runs were going.
+        running: u32,
+    },
+    /// A stored schedule names a job that is not registered here; it is left as it is and
+    /// does not run in this process.
+    UnknownJob {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The job name it asks for.
+        job: Arc<str>,
+    },
+    /// The job store failed; the scheduler carries on and tries again.
+    StoreFailed {
+        /// What the scheduler was doing.
+        operation: &'static str,
+        /// The store's error.
+        error: Arc<str>,
+    },
+}
+
+impl Event {
+    /// The schedule the event is about, if any.
+    #[must_use]
+    pub fn schedule_id(&self) -> Option<&str> {
+        match self {
+            Self::Added { schedule_id }
+            | Self::Modified { schedule_id }
+            | Self::Removed { schedule_id }
+            | Self::Paused { schedule_id }
+            | Self::Resumed { schedule_id }
+            | Self::Submitted { schedule_id, .. }
+            | Self::Succeeded { schedule_id, .. }
+            | Self::Failed { schedule_id, .. }
+            | Self::Panicked { schedule_id, .. }
+            | Self::Aborted { schedule_id, .. }
+            | Self::Missed { schedule_id, .. }
+            | Self::Skipped { schedule_id, .. }
+            | Self::UnknownJob { schedule_id, .. } => Some(schedule_id),
+            Self::SchedulerStarted
+            | Self::SchedulerPaused
+            | Self::SchedulerResumed
+            | Self::Shutdown(_)
+            | Self::AllRemoved
+            | Self::StoreFailed { .. } => None,
+        }
+    }
+}
+
+/// One run, as a shutdown report lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The schedule.
+    pub schedule_id: Arc<str>,
+    /// The run.
+    pub run_id: Uuid,
+    /// The fire it was for.
+    pub nominal_time: DateTime<Utc>,
+}
+
+/// What happened to the runs that were going when shutdown began.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Runs that ended (successfully or not) before the deadline.
+    pub finished: Vec<RunSummary>,
+    /// Runs still going at the deadline: aborted. A job that blocks its thread without ever
+    /// yielding cannot be stopped by tokio; it is listed here too.
+    pub aborted: Vec<RunSummary>,
+}

@@ -1,0 +1,261 @@
+//! Jobs: the code a schedule runs.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tower::{Service, ServiceExt};
+
+use crate::context::JobContext;
+use crate::error::BoxError;
+
+/// The code a schedule runs.
+///
+/// Implement it for a type that holds what the job needs, or pass a closure or a
+/// `tower::Service<JobContext>` wherever an [`IntoJob`] is taken. One job value serves every
+/// run of its schedules, possibly several at once (`max_instances`), so `run` takes `&self`.
+///
+/// A job that returns an error or panics is reported (see [`Event`](crate::Event)) and its
+/// schedule goes on; it never stops the scheduler.
+///
+/// # Blocking code
+///
+/// `run` is polled on the tokio runtime that serves your web requests. Code that blocks the
+/// thread (synchronous database drivers, file system walks, CPU-heavy work) must go to
+/// [`tokio::task::spawn_blocking`], so it never stalls the runtime:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use scheduler_core::{Job, JobContext, JobError};
+///
+/// struct Compact;
+///
+/// #[async_trait]
+/// impl Job for Compact {
+///     async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+///         let nominal = ctx.nominal_fire_time();
+///         let removed = tokio::task::spawn_blocking(move || {
+///             // std::fs, a synchronous client, heavy computation...
+///             nominal.timestamp() % 7
+///         })
+///         .await?;
+///         tracing::info!(removed, "compacted");
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Job: Send + Sync + 'static {
+    /// Runs once, for the fire described by `ctx`.
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError>;
+}
+
+/// The error a job returns: any error type converts into it with `?`.
+///
+/// Like `anyhow::Error`, it does not implement `std::error::Error` itself, so that the blanket
+/// conversion from every error type is possible.
+pub struct JobError {
+    inner: BoxError,
+}
+
+impl JobError {
+    /// Wraps an error.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self {
+            inner: error.into(),
+        }
+    }
+
+    /// An error from a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            inner: message.to_string().into(),
+        }
+    }
+
+    /// The wrapped error.
+    #[must_use]
+    pub fn into_inner(self) -> BoxError {
+        self.inner
+    }
+
+    /// The wrapped error, borrowed.
+    #[must_use]
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        Self {
+            inner: Box::new(error),
+        }
+    }
+}
+
+// Lets a `tower::Service` whose error is `JobError` sit under tower middleware, which wants
+// errors that convert into `BoxError`.
+impl From<JobError> for BoxError {
+    fn from(error: JobError) -> Self {
+        error.inner
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for JobError {
+    /// The error and its sources, joined by `: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner)?;
+        let mut source = self.inner.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// What a closure job may return: `()` for a job that cannot fail, or a `Result` whose error
+/// converts into [`JobError`].
+pub trait IntoJobResult: Send + 'static {
+    /// The conversion.
+    fn into_job_result(self) -> Result<(), JobError>;
+}
+
+impl IntoJobResult for () {
+    fn into_job_result(self) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<JobError> + Send + 'static> IntoJobResult for Result<(), E> {
+    fn into_job_result(self) -> Result<(), JobError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// Anything that can be a job: a [`Job`], an async closure `Fn(JobContext) -> impl Future`,
+/// or a `tower::Service<JobContext>` (cloned for each run, so middleware such as
+/// `tower::timeout` wraps jobs with no code of ours).
+///
+/// The type parameter only tells the three kinds apart; it is inferred.
+///
+/// ```
+/// use std::time::Duration;
+/// use scheduler_core::{IntoJob, JobContext, JobError};
+///
+/// // A closure.
+/// let hello = |ctx: JobContext| async move {
+///     tracing::info!(schedule = ctx.schedule_id(), "hello");
+/// };
+///
+/// // A tower service with a timeout: a run taking more than 10 s fails with "request timed out".
+/// let with_timeout = tower::ServiceBuilder::new()
+///     .timeout(Duration::from_secs(10))
+///     .service_fn(|ctx: JobContext| async move {
+///         tokio::time::sleep(Duration::from_millis(10)).await;
+///         Ok::<_, JobError>(())
+///     });
+///
+/// fn takes<M>(job: impl IntoJob<M>) {}
+/// takes(hello);
+/// takes(with_timeout);
+/// ```
+pub trait IntoJob<Kind>: Send + Sync + 'static {
+    /// The job, ready to share between runs.
+    fn into_job(self) -> Arc<dyn Job>;
+}
+
+/// [`IntoJob`] kind marker for types implementing [`Job`].
+#[derive(Debug)]
+pub enum JobKind {}
+/// [`IntoJob`] kind marker for closures.
+#[derive(Debug)]
+pub enum ClosureKind {}
+/// [`IntoJob`] kind marker for `tower::Service`s.
+#[derive(Debug)]
+pub enum ServiceKind {}
+
+impl<J: Job> IntoJob<JobKind> for J {
+    fn into_job(self) -> Arc<dyn Job> {
+        Arc::new(self)
+    }
+}
+
+struct ClosureJob<F>(F);
+
+#[async_trait]
+impl<F, Fut> Job for ClosureJob<F>
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoJobResult,
+{
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        (self.0)(ctx).await.into_job_result()
+    }
+}
+
+impl<F, Fut> IntoJob<ClosureKind> for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoJobResult,
+{
+    fn into_job(self) -> Arc<dyn Job> {
+        Arc::new(ClosureJob(self))
+    }
+}
+
+struct ServiceJob<S>(S);
+
+#[async_trait]
+impl<S> Job for ServiceJob<S>
+where
+    S: Service<JobContext> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: Into<BoxError>,
+{
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let service = self.0.clone();
+        match service.oneshot(ctx).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(JobError::new(error)),
+        }
+    }
+}
+
+impl<S> IntoJob<ServiceKind> for S
+where
+    S: Service<JobContext> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: Into<BoxError>,
+{
+    fn into_job(self) -> Arc<dyn Job> {
+        Arc::new(ServiceJob(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_error_shows_its_sources() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("insert failed")]
+        struct Outer(#[source] std::io::Error);
+        let error: JobError = Outer(std::io::Error::other("disk full")).into();
+        assert_eq!(error.to_string(), "insert failed: disk full");
+        assert_eq!(JobError::msg("plain").to_string(), "plain");
+    }
+}

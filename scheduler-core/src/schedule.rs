@@ -1,0 +1,547 @@
+//! Schedules: a job, a trigger and the options that say how late runs and overlaps are
+//! handled. APScheduler calls this a job.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::job::{IntoJob, Job};
+use crate::trigger::TriggerSpec;
+
+/// Default [`Schedule::misfire_grace_time`]: 60 s. APScheduler's 1 s turns ordinary queueing
+/// into "missed" runs.
+pub const DEFAULT_MISFIRE_GRACE_TIME: Duration = Duration::from_secs(60);
+
+/// The longest schedule id accepted, in bytes: it fits a SQL key everywhere.
+pub const MAX_ID_LEN: usize = 191;
+
+/// A schedule as the scheduler and its store hold it.
+///
+/// Cloning is cheap (the strings, args and trigger are shared).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub(crate) id: Arc<str>,
+    pub(crate) name: Arc<str>,
+    /// The registered job's name; `None` for a job given as a value, which only lives as long
+    /// as the process (and cannot go to a durable store).
+    pub(crate) job: Option<Arc<str>>,
+    pub(crate) args: Arc<Value>,
+    pub(crate) trigger: Arc<TriggerSpec>,
+    pub(crate) next_run_time: Option<DateTime<Utc>>,
+    #[serde(with = "grace_seconds")]
+    pub(crate) misfire_grace_time: Option<Duration>,
+    pub(crate) coalesce: bool,
+    pub(crate) max_instances: u32,
+    pub(crate) paused: bool,
+}
+
+impl Schedule {
+    /// The unique id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A name for people; the id unless one was given.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name of the registered job it runs, or `None` for a job given as a value.
+    #[must_use]
+    pub fn job_name(&self) -> Option<&str> {
+        self.job.as_deref()
+    }
+
+    /// The args given to each run ([`JobContext::args`](crate::JobContext::args)).
+    #[must_use]
+    pub fn args(&self) -> &Value {
+        &self.args
+    }
+
+    /// The trigger.
+    #[must_use]
+    pub fn trigger(&self) -> &TriggerSpec {
+        &self.trigger
+    }
+
+    /// The next nominal fire time; `None` while paused.
+    #[must_use]
+    pub fn next_run_time(&self) -> Option<DateTime<Utc>> {
+        self.next_run_time
+    }
+
+    /// How late a run may start and still run; `None`: no limit.
+    #[must_use]
+    pub fn misfire_grace_time(&self) -> Option<Duration> {
+        self.misfire_grace_time
+    }
+
+    /// Whether several due fires run once, for the latest.
+    #[must_use]
+    pub fn coalesce(&self) -> bool {
+        self.coalesce
+    }
+
+    /// How many runs of this schedule may go on at once.
+    #[must_use]
+    pub fn max_instances(&self) -> u32 {
+        self.max_instances
+    }
+
+    /// Whether it is paused.
+    #[must_use]
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Builds a schedule as a store would hold it, checking every field. Stores use it to
+    /// rebuild rows; applications add schedules with [`NewSchedule`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] for an empty or too long id, `max_instances` 0 or a zero
+    /// `misfire_grace_time`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        id: &str,
+        name: &str,
+        job: Option<&str>,
+        args: Value,
+        trigger: TriggerSpec,
+        next_run_time: Option<DateTime<Utc>>,
+        options: ScheduleOptions,
+    ) -> Result<Self> {
+        check_id(id)?;
+        options.check()?;
+        Ok(Self {
+            id: id.into(),
+            name: name.into(),
+            job: job.map(Arc::from),
+            args: Arc::new(args),
+            trigger: Arc::new(trigger),
+            next_run_time,
+            misfire_grace_time: options.misfire_grace_time,
+            coalesce: options.coalesce,
+            max_instances: options.max_instances,
+            paused: options.paused,
+        })
+    }
+
+    /// The options, as one value.
+    #[must_use]
+    pub fn options(&self) -> ScheduleOptions {
+        ScheduleOptions {
+            misfire_grace_time: self.misfire_grace_time,
+            coalesce: self.coalesce,
+            max_instances: self.max_instances,
+            paused: self.paused,
+        }
+    }
+}
+
+/// The options of a schedule that say how late runs and overlaps are handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScheduleOptions {
+    /// How late a run may start and still run (default 60 s); `None`: no limit. Lateness is
+    /// measured when the scheduler dispatches the run, not after it waited for a worker.
+    pub misfire_grace_time: Option<Duration>,
+    /// Whether several due fires (after downtime, a scheduler-wide pause or a clock jump) run
+    /// once, for the latest (default true). Without it each runs, up to
+    /// [`CATCH_UP_LIMIT`](crate::CATCH_UP_LIMIT).
+    pub coalesce: bool,
+    /// How many runs of the schedule may go on at once (default 1). A fire that finds that
+    /// many still going is skipped and reported; the schedule still advances.
+    pub max_instances: u32,
+    /// Whether the schedule is paused.
+    pub paused: bool,
+}
+
+impl Default for ScheduleOptions {
+    fn default() -> Self {
+        Self {
+            misfire_grace_time: Some(DEFAULT_MISFIRE_GRACE_TIME),
+            coalesce: true,
+            max_instances: 1,
+            paused: false,
+        }
+    }
+}
+
+impl ScheduleOptions {
+    fn check(&self) -> Result<()> {
+        if self.max_instances == 0 {
+            return Err(Error::InvalidOption {
+                option: "max_instances",
+                reason: "must be at least 1, got 0".to_owned(),
+            });
+        }
+        if self.misfire_grace_time.is_some_and(|g| g.is_zero()) {
+            return Err(Error::InvalidOption {
+                option: "misfire_grace_time",
+                reason: "must be positive, or none for no limit; got 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "id",
+            reason: "must not be empty".to_owned(),
+        });
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::InvalidOption {
+            option: "id",
+            reason: format!("is {} bytes long; the limit is {MAX_ID_LEN}", id.len()),
+        });
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::InvalidOption {
+            option: "id",
+            reason: format!("{id:?} contains a control character"),
+        });
+    }
+    Ok(())
+}
+
+/// When a new schedule first runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstRun {
+    /// At the trigger's first fire time (for an interval: one period after it is added).
+    #[default]
+    Trigger,
+    /// At once, then on the trigger's times: the article's fix for "the first update comes
+    /// only after a whole interval".
+    Now,
+    /// At this instant, then on the trigger's times.
+    At(DateTime<Utc>),
+}
+
+pub(crate) enum JobSource {
+    Named(Arc<str>),
+    Value(Arc<dyn Job>),
+}
+
+/// A schedule to add: the job, the trigger and its options. Defaults follow DESIGN.md:
+/// `misfire_grace_time` 60 s, `coalesce` true, `max_instances` 1.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use scheduler_core::{FirstRun, NewSchedule, trigger::IntervalTrigger};
+///
+/// // A job registered on the scheduler under "update_db", every 30 s, the first run at once.
+/// let schedule = NewSchedule::for_job("update_db", IntervalTrigger::every(Duration::from_secs(30))?)
+///     .id("update-db")
+///     .args(json!({"table": "my_data"}))
+///     .first_run(FirstRun::Now)
+///     .misfire_grace_time(Some(Duration::from_secs(10)));
+/// # Ok::<(), scheduler_core::Error>(())
+/// ```
+#[must_use]
+pub struct NewSchedule {
+    pub(crate) id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) job: JobSource,
+    pub(crate) args: Value,
+    pub(crate) trigger: TriggerSpec,
+    pub(crate) first_run: FirstRun,
+    pub(crate) options: ScheduleOptions,
+    pub(crate) replace_existing: bool,
+}
+
+impl fmt::Debug for NewSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let job = match &self.job {
+            JobSource::Named(name) => name.to_string(),
+            JobSource::Value(_) => "<job value>".to_owned(),
+        };
+        f.debug_struct("NewSchedule")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("job", &job)
+            .field("args", &self.args)
+            .field("trigger", &self.trigger)
+            .field("first_run", &self.first_run)
+            .field("options", &self.options)
+            .field("replace_existing", &self.replace_existing)
+            .finish()
+    }
+}
+
+impl NewSchedule {
+    fn new(job: JobSource, trigger: TriggerSpec) -> Self {
+        Self {
+            id: None,
+            name: None,
+            job,
+            args: Value::Null,
+            trigger,
+            first_run: FirstRun::Trigger,
+            options: ScheduleOptions::default(),
+            replace_existing: false,
+        }
+    }
+
+    /// Runs the job registered on the scheduler under `job_name`
+    /// ([`SchedulerBuilder::job`](crate::SchedulerBuilder::job)). Such a schedule can be stored
+    /// durably: after a restart it finds its code again by name.
+    pub fn for_job(job_name: &str, trigger: impl Into<TriggerSpec>) -> Self {
+        Self::new(JobSource::Named(job_name.into()), trigger.into())
+    }
+
+    /// Runs `job`, a [`Job`], a closure or a `tower::Service`. Such a schedule lives in this
+    /// process only.
+    pub fn with_job<Kind>(job: impl IntoJob<Kind>, trigger: impl Into<TriggerSpec>) -> Self {
+        Self::new(JobSource::Value(job.into_job()), trigger.into())
+    }
+
+    /// The id (default: a random UUID). Adding an id that exists is an error unless
+    /// [`replace_existing`](Self::replace_existing).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// A name for people (default: the id).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// JSON args given to every run.
+    pub fn args(mut self, args: Value) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// When it first runs (default: the trigger's first time).
+    pub fn first_run(mut self, first_run: FirstRun) -> Self {
+        self.first_run = first_run;
+        self
+    }
+
+    /// How late a run may start and still run; `None`: no limit. Default 60 s.
+    pub fn misfire_grace_time(mut self, grace: Option<Duration>) -> Self {
+        self.options.misfire_grace_time = grace;
+        self
+    }
+
+    /// Whether several due fires run once, for the latest. Default true.
+    pub fn coalesce(mut self, coalesce: bool) -> Self {
+        self.options.coalesce = coalesce;
+        self
+    }
+
+    /// How many runs may go on at once. Default 1.
+    pub fn max_instances(mut self, max_instances: u32) -> Self {
+        self.options.max_instances = max_instances;
+        self
+    }
+
+    /// Adds it paused: it has no next run time until resumed.
+    pub fn paused(mut self, paused: bool) -> Self {
+        self.options.paused = paused;
+        self
+    }
+
+    /// Replaces a schedule with the same id instead of failing (for schedules declared at
+    /// start-up with a durable store: without it the second boot fails).
+    pub fn replace_existing(mut self, replace: bool) -> Self {
+        self.replace_existing = replace;
+        self
+    }
+}
+
+/// Changes to a schedule's name, args and options ([`SchedulerHandle::modify`]). Unset fields
+/// stay as they are. The trigger changes with
+/// [`SchedulerHandle::reschedule`](crate::SchedulerHandle::reschedule).
+///
+/// [`SchedulerHandle::modify`]: crate::SchedulerHandle::modify
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct ScheduleChanges {
+    pub(crate) name: Option<String>,
+    pub(crate) args: Option<Value>,
+    // Outer `None`: unchanged; inner `None`: no limit.
+    #[allow(clippy::option_option)]
+    pub(crate) misfire_grace_time: Option<Option<Duration>>,
+    pub(crate) coalesce: Option<bool>,
+    pub(crate) max_instances: Option<u32>,
+}
+
+impl ScheduleChanges {
+    /// No changes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// New args.
+    pub fn args(mut self, args: Value) -> Self {
+        self.args = Some(args);
+        self
+    }
+
+    /// A new grace time; `None`: no limit.
+    pub fn misfire_grace_time(mut self, grace: Option<Duration>) -> Self {
+        self.misfire_grace_time = Some(grace);
+        self
+    }
+
+    /// A new coalesce setting.
+    pub fn coalesce(mut self, coalesce: bool) -> Self {
+        self.coalesce = Some(coalesce);
+        self
+    }
+
+    /// A new overlap limit.
+    pub fn max_instances(mut self, max_instances: u32) -> Self {
+        self.max_instances = Some(max_instances);
+        self
+    }
+
+    /// Applies the changes to a copy of `schedule`, checking them.
+    pub(crate) fn apply(&self, schedule: &Schedule) -> Result<Schedule> {
+        let mut changed = schedule.clone();
+        if let Some(name) = &self.name {
+            changed.name = name.as_str().into();
+        }
+        if let Some(args) = &self.args {
+            changed.args = Arc::new(args.clone());
+        }
+        if let Some(grace) = self.misfire_grace_time {
+            changed.misfire_grace_time = grace;
+        }
+        if let Some(coalesce) = self.coalesce {
+            changed.coalesce = coalesce;
+        }
+        if let Some(max_instances) = self.max_instances {
+            changed.max_instances = max_instances;
+        }
+        changed.options().check()?;
+        Ok(changed)
+    }
+}
+
+impl NewSchedule {
+    /// Checks the options and id; the scheduler fills in the id, the name and the first run.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(id) = &self.id {
+            check_id(id)?;
+        }
+        self.options.check()
+    }
+}
+
+mod grace_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` passes a reference to the field
+    pub(super) fn serialize<S: Serializer>(
+        grace: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match grace {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            None => Ok(None),
+            Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+            Some(secs) => Err(serde::de::Error::custom(format!(
+                "misfire_grace_time must be a positive number of seconds or null, got {secs}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::IntervalTrigger;
+
+    #[test]
+    fn schedules_round_trip_through_json() {
+        let schedule = Schedule::from_parts(
+            "a",
+            "A",
+            Some("job"),
+            serde_json::json!({"k": 1}),
+            IntervalTrigger::every(Duration::from_secs(5))
+                .unwrap()
+                .into(),
+            None,
+            ScheduleOptions {
+                misfire_grace_time: None,
+                ..ScheduleOptions::default()
+            },
+        )
+        .unwrap();
+        let json = serde_json::to_string(&schedule).unwrap();
+        let back: Schedule = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, schedule);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let trigger: TriggerSpec = IntervalTrigger::every(Duration::from_secs(5))
+            .unwrap()
+            .into();
+        let err = Schedule::from_parts(
+            "a",
+            "a",
+            None,
+            Value::Null,
+            trigger.clone(),
+            None,
+            ScheduleOptions {
+                max_instances: 0,
+                ..ScheduleOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid schedule option max_instances: must be at least 1, got 0"
+        );
+        let err = Schedule::from_parts(
+            "",
+            "a",
+            None,
+            Value::Null,
+            trigger,
+            None,
+            ScheduleOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid schedule option id: must not be empty"
+        );
+    }
+}
