@@ -6,37 +6,6 @@
 //! Web services usually depend on the `apsched` facade, which re-exports this crate and adds
 //! the axum and warp adapters.
 //!
-//! # Quick start
-//!
-//! The classic case: a job every 30 seconds, the first run at once, until Ctrl-C.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
-//!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let scheduler = Scheduler::builder()
-//!         .job("update_db", |ctx: JobContext| async move {
-//!             println!("database updated for {}", ctx.nominal_fire_time());
-//!         })
-//!         .build()
-//!         .start()
-//!         .await?;
-//!     scheduler
-//!         .add(
-//!             NewSchedule::for_job("update_db", IntervalTrigger::every(Duration::from_secs(30))?)
-//!                 .id("update-db")
-//!                 .first_run(FirstRun::Now),
-//!         )
-//!         .await?;
-//!     tokio::signal::ctrl_c().await?;
-//!     let report = scheduler.shutdown(Duration::from_secs(10)).await?;
-//!     println!("{} run(s) finished during shutdown", report.finished.len());
-//!     Ok(())
-//! }
-//! ```
-//!
 //! # Triggers
 //!
 //! A trigger says when a job runs; [`next_fire_time`](trigger::Trigger::next_fire_time) takes
@@ -77,6 +46,37 @@
 //! ])?;
 //! assert_eq!(and.next_fire_time(None, now), Some(at(12, 0)));
 //! # Ok::<(), scheduler_core::Error>(())
+//! ```
+//!
+//! # Quick start
+//!
+//! The classic case: a job every 30 seconds, the first run at once, until Ctrl-C.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let scheduler = Scheduler::builder()
+//!         .job("update_db", |ctx: JobContext| async move {
+//!             println!("database updated for {}", ctx.nominal_fire_time());
+//!         })
+//!         .build()
+//!         .start()
+//!         .await?;
+//!     scheduler
+//!         .add(
+//!             NewSchedule::for_job("update_db", IntervalTrigger::every(Duration::from_secs(30))?)
+//!                 .id("update-db")
+//!                 .first_run(FirstRun::Now),
+//!         )
+//!         .await?;
+//!     tokio::signal::ctrl_c().await?;
+//!     let report = scheduler.shutdown(Duration::from_secs(10)).await?;
+//!     println!("{} run(s) finished during shutdown", report.finished.len());
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Semantics
