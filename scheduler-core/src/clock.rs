@@ -30,10 +30,17 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// clock change (NTP step, suspend and resume, `date -s`) delays a due run by at most this.
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// How close to a deadline [`SystemClock`] stops using tokio's timer, which counts whole
+/// milliseconds and wakes up to about 2 ms late, and sleeps the rest on a blocking thread,
+/// which is precise to tens of microseconds.
+const PRECISE_WINDOW: Duration = Duration::from_millis(3);
+
 /// The operating system's clock.
 ///
 /// Sleeps are measured on tokio's monotonic timer but never longer than [`MAX_SLEEP`] at a
-/// time, so a wall-clock jump cannot make the scheduler sleep hours past a due time.
+/// time, so a wall-clock jump cannot make the scheduler sleep hours past a due time. The last
+/// few milliseconds before a deadline are slept precisely on tokio's blocking pool, so runs
+/// start within a fraction of a millisecond of their time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -53,7 +60,15 @@ impl Clock for SystemClock {
                 if remaining.is_zero() {
                     return;
                 }
-                tokio::time::sleep(remaining.min(MAX_SLEEP)).await;
+                if remaining > PRECISE_WINDOW {
+                    tokio::time::sleep((remaining - PRECISE_WINDOW).min(MAX_SLEEP)).await;
+                } else if tokio::task::spawn_blocking(move || std::thread::sleep(remaining))
+                    .await
+                    .is_err()
+                {
+                    // The runtime is shutting down; nothing will run anyway.
+                    return;
+                }
             }
         })
     }

@@ -60,7 +60,7 @@ pub struct JobContext {
     pub(crate) nominal_fire_time: DateTime<Utc>,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) run_id: Uuid,
-    pub(crate) cancellation: CancellationToken,
+    pub(crate) cancellation: Arc<CancellationToken>,
     pub(crate) args: Arc<Value>,
     pub(crate) state: StateMap,
 }
@@ -74,7 +74,7 @@ impl JobContext {
             nominal_fire_time,
             started_at: nominal_fire_time,
             run_id: Uuid::new_v4(),
-            cancellation: CancellationToken::new(),
+            cancellation: Arc::new(CancellationToken::new()),
             args: Arc::new(Value::Null),
             state: StateMap::default(),
         }

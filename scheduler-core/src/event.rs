@@ -1,10 +1,77 @@
 //! Events: what the scheduler did, as a typed broadcast.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+pub use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
+
+/// A subscription to a scheduler's events
+/// ([`SchedulerHandle::subscribe`](crate::SchedulerHandle::subscribe)).
+///
+/// ```
+/// # use scheduler_core::{Event, Scheduler};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scheduler = Scheduler::builder().build().start().await?;
+/// let mut events = scheduler.subscribe();
+/// tokio::spawn(async move {
+///     while let Ok(event) = events.recv().await {
+///         if let Event::Failed { schedule_id, error, .. } = event {
+///             eprintln!("{schedule_id} failed: {error}");
+///         }
+///     }
+/// });
+/// # scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EventReceiver {
+    inner: broadcast::Receiver<Event>,
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl EventReceiver {
+    pub(crate) fn new(inner: broadcast::Receiver<Event>, subscribers: Arc<AtomicUsize>) -> Self {
+        subscribers.fetch_add(1, Ordering::AcqRel);
+        Self { inner, subscribers }
+    }
+
+    /// The next event. `Err(RecvError::Lagged(n))` says `n` events were lost because this
+    /// receiver fell behind; `Err(RecvError::Closed)` that the scheduler is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, like `tokio::sync::broadcast::Receiver::recv`.
+    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        self.inner.recv().await
+    }
+
+    /// The next event if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// `TryRecvError::Empty` when none is, and as [`recv`](Self::recv) otherwise.
+    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        self.inner.try_recv()
+    }
+}
+
+impl Clone for EventReceiver {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.resubscribe(), Arc::clone(&self.subscribers))
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Something the scheduler did. Subscribe with
 /// [`SchedulerHandle::subscribe`](crate::SchedulerHandle::subscribe).

@@ -127,7 +127,7 @@ pub mod trigger;
 pub use self::context::JobContext;
 pub use self::engine::CATCH_UP_LIMIT;
 pub use self::error::{BoxError, Error, Result};
-pub use self::event::{Event, RunSummary, ShutdownReport};
+pub use self::event::{Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError};
 pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobError, JobKind, ServiceKind};
 pub use self::schedule::{
     DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_ID_LEN, NewSchedule, Schedule, ScheduleChanges,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::context::StateMap;
 use crate::engine::{Collector, Engine};
 use crate::error::{Error, Result};
-use crate::event::{Event, ShutdownReport};
+use crate::event::{Event, EventReceiver, ShutdownReport};
 use crate::job::{IntoJob, Job};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
 use crate::store::{JobStore, MemoryStore};
@@ -63,13 +63,17 @@ impl SchedulerState {
 pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) subscribers: Arc<AtomicUsize>,
     pub(crate) state: StateMap,
     pub(crate) jobs: HashMap<Arc<str>, Arc<dyn Job>>,
     pub(crate) timezone: Tz,
     pub(crate) concurrency: Option<Arc<Semaphore>>,
     pub(crate) tracker: TaskTracker,
-    /// Cancelled when shutdown begins: jobs see it through their context.
-    pub(crate) cancel: CancellationToken,
+    /// Cancelled when shutdown begins: jobs see it through their context. Shared by `Arc`:
+    /// cloning the token itself takes a lock, once per run.
+    pub(crate) cancel: Arc<CancellationToken>,
+    /// Set when shutdown begins; read on every run, where the token's own check would lock.
+    stopping: AtomicBool,
     /// Cancelled at the shutdown deadline: runs still going are dropped.
     pub(crate) abort: CancellationToken,
     pub(crate) collector: Collector,
@@ -77,9 +81,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn emit(&self, event: Event) {
-        // No receiver is not an error: events are optional.
-        let _ = self.events.send(event);
+    /// Sends an event if anyone listens; without subscribers the event is not even built,
+    /// which keeps the dispatch path free of the channel's lock.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.has_subscribers() {
+            // A receiver dropped in between is not an error: events are optional.
+            let _ = self.events.send(event());
+        }
+    }
+
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::Acquire) > 0
+    }
+
+    /// Starts stopping: no run starts from now on, and running jobs see their token.
+    pub(crate) fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     pub(crate) fn status(&self) -> SchedulerState {
@@ -246,12 +268,14 @@ impl SchedulerBuilder {
         let shared = Arc::new(Shared {
             clock: self.clock,
             events,
+            subscribers: Arc::default(),
             state: self.state,
             jobs: self.jobs,
             timezone: self.timezone,
             concurrency: self.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             tracker: TaskTracker::new(),
-            cancel: CancellationToken::new(),
+            cancel: Arc::new(CancellationToken::new()),
+            stopping: AtomicBool::new(false),
             abort: CancellationToken::new(),
             collector: Collector::default(),
             status: AtomicU8::new(SchedulerState::NotStarted.to_u8()),
@@ -514,8 +538,11 @@ impl SchedulerHandle {
 
     /// Subscribes to the scheduler's [`Event`]s from now on.
     #[must_use]
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.shared.events.subscribe()
+    pub fn subscribe(&self) -> EventReceiver {
+        EventReceiver::new(
+            self.shared.events.subscribe(),
+            Arc::clone(&self.shared.subscribers),
+        )
     }
 
     /// Shuts the scheduler down: no run starts after this is called; running jobs see their

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use scheduler_core::EventReceiver;
 use scheduler_core::clock::TestClock;
 use scheduler_core::store::{JobStore, MemoryStore};
 use scheduler_core::trigger::{CronTrigger, DateTrigger, IntervalTrigger};
@@ -13,7 +14,6 @@ use scheduler_core::{
     SchedulerHandle, SchedulerState,
 };
 use serde_json::json;
-use tokio::sync::broadcast;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
@@ -80,7 +80,7 @@ async fn wait(seconds: f64) {
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
 }
 
-fn drain(events: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+fn drain(events: &mut EventReceiver) -> Vec<Event> {
     let mut out = Vec::new();
     while let Ok(event) = events.try_recv() {
         out.push(event);

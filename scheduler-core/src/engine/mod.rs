@@ -6,8 +6,9 @@
 //! operation is O(log n) in the number of schedules.
 
 mod run;
+mod table;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +16,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
 pub(crate) use self::run::Collector;
-use self::run::{InFlight, RunTask, new_run_id};
+use self::run::{Fires, RunTask, new_run_id};
+use self::table::{Entry, Key, Table};
 use crate::error::{Error, Result};
-use crate::event::{Event, ShutdownReport};
+use crate::event::{Event, RunSummary, ShutdownReport};
 use crate::job::Job;
 use crate::schedule::{JobSource, NewSchedule, Schedule, ScheduleChanges};
 use crate::scheduler::{Command, SchedulerState, Shared};
-use crate::trigger::{Trigger, TriggerSpec, apply_jitter};
+use crate::trigger::{Trigger, TriggerSpec};
 
 /// How many due fires of one schedule without `coalesce` are handled one by one in a single
 /// wake-up (run, or reported missed). Past it, the rest are coalesced into the latest, so a
@@ -35,19 +37,9 @@ const DISPATCH_BATCH: usize = 65_536;
 /// thread without yielding cannot be stopped; it is reported aborted and left behind.
 const ABORT_WAIT: Duration = Duration::from_secs(1);
 
-type TimetableKey = (DateTime<Utc>, u64);
-
-struct Entry {
-    schedule: Schedule,
-    /// `None`: the job is not registered here; the schedule is kept but never dispatched.
-    job: Option<Arc<dyn Job>>,
-    in_flight: Arc<InFlight>,
-    slot: Option<TimetableKey>,
-}
-
-/// What one wake-up does with the due fires of one schedule.
+/// What one wake-up does with the due fires of a schedule without `coalesce`.
 #[derive(Debug, Default, PartialEq)]
-struct Plan {
+struct CatchUp {
     run: Vec<DateTime<Utc>>,
     missed: Vec<(DateTime<Utc>, TimeDelta)>,
     /// The latest fire handled; the next fire comes after it.
@@ -58,9 +50,7 @@ pub(crate) struct Engine {
     shared: Arc<Shared>,
     store: Arc<dyn crate::store::JobStore>,
     commands: mpsc::UnboundedReceiver<Command>,
-    entries: HashMap<Arc<str>, Entry>,
-    timetable: BTreeMap<TimetableKey, Arc<str>>,
-    sequence: u64,
+    table: Table,
     loaded: bool,
     /// Next run times changed by dispatching, written to the store once per wake-up.
     pending_times: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
@@ -76,9 +66,7 @@ impl Engine {
             shared,
             store,
             commands,
-            entries: HashMap::new(),
-            timetable: BTreeMap::new(),
-            sequence: 0,
+            table: Table::default(),
             loaded: false,
             pending_times: Vec::new(),
         }
@@ -90,7 +78,7 @@ impl Engine {
         }
         loop {
             let due = match self.shared.status() {
-                SchedulerState::Running => self.timetable.first_key_value().map(|((t, _), _)| *t),
+                SchedulerState::Running => self.table.first_due(),
                 _ => None,
             };
             let sleep = due.map(|t| self.shared.clock.sleep_until(t));
@@ -128,23 +116,13 @@ impl Engine {
     async fn load(&mut self) -> Result<()> {
         let schedules = self.store.list().await?;
         for schedule in schedules {
-            if self.entries.contains_key(&schedule.id) {
+            if self.table.key(&schedule.id).is_some() {
                 continue;
             }
             let job = self.resolve_stored_job(&schedule);
-            let id = Arc::clone(&schedule.id);
-            let next = schedule.next_run_time;
-            self.entries.insert(
-                Arc::clone(&id),
-                Entry {
-                    schedule,
-                    job,
-                    in_flight: Arc::default(),
-                    slot: None,
-                },
-            );
             // A stored time is a fire the store already promised: no new jitter.
-            self.reslot(&id, next, false);
+            self.table
+                .insert(Entry::new(schedule, job, Arc::default()), false);
         }
         self.loaded = true;
         Ok(())
@@ -162,7 +140,7 @@ impl Engine {
                 job = %name,
                 "stored schedule names a job that is not registered here; it will not run in this process"
             );
-            self.shared.emit(Event::UnknownJob {
+            self.shared.emit(|| Event::UnknownJob {
                 schedule_id: Arc::clone(&schedule.id),
                 job: name,
             });
@@ -173,7 +151,7 @@ impl Engine {
     fn store_failed(&self, operation: &'static str, error: &Error) {
         let text = error_chain(error);
         tracing::error!(operation, error = %text, "job store failed");
-        self.shared.emit(Event::StoreFailed {
+        self.shared.emit(|| Event::StoreFailed {
             operation,
             error: text.into(),
         });
@@ -189,113 +167,97 @@ impl Engine {
         }
     }
 
-    /// Moves a schedule to `next` in the timetable (or out of it).
-    fn reslot(&mut self, id: &Arc<str>, next: Option<DateTime<Utc>>, jitter: bool) {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return;
-        };
-        entry.schedule.next_run_time = next;
-        if let Some(slot) = entry.slot.take() {
-            self.timetable.remove(&slot);
-        }
-        if let (Some(next), Some(_)) = (next, &entry.job) {
-            let due = if jitter {
-                apply_jitter(next, entry.schedule.trigger.jitter())
-            } else {
-                next
-            };
-            self.sequence += 1;
-            let key = (due, self.sequence);
-            self.timetable.insert(key, Arc::clone(id));
-            entry.slot = Some(key);
-        }
-    }
-
-    fn unslot(&mut self, id: &str) -> Option<Entry> {
-        let entry = self.entries.remove(id)?;
-        if let Some(slot) = entry.slot {
-            self.timetable.remove(&slot);
-        }
-        Some(entry)
-    }
-
     // ===== dispatching =====
 
     async fn dispatch_due(&mut self) {
         let mut now = self.shared.clock.now();
-        let mut finished = Vec::new();
-        let mut handled = 0;
-        while let Some((&(due, _), _)) = self.timetable.first_key_value() {
-            if due > now || handled == DISPATCH_BATCH {
-                break;
-            }
-            let Some((_, id)) = self.timetable.pop_first() else {
+        // First every due run is decided and spawned, then the timetable is brought up to
+        // date: the runs start while the engine does the bookkeeping.
+        let mut fired = Vec::new();
+        while fired.len() < DISPATCH_BATCH {
+            let Some((key, due)) = self.table.pop_due(now) else {
                 break;
             };
-            if let Some(entry) = self.entries.get_mut(&id) {
-                entry.slot = None;
+            if let Some(last) = self.fire(key, due, now) {
+                fired.push((key, last));
             }
-            if self.fire(&id, due, now).is_none() {
-                finished.push(id);
-            }
-            handled += 1;
-            if handled % 1024 == 0 {
+            if fired.len() % 1024 == 1023 {
                 now = self.shared.clock.now();
+            }
+        }
+        let mut finished = Vec::new();
+        for (key, last) in fired {
+            let Some(entry) = self.table.entry(key) else {
+                continue;
+            };
+            let next = entry.schedule.trigger.next_fire_time(Some(last), now);
+            let id = Arc::clone(&entry.schedule.id);
+            if next.is_some() {
+                self.table.set_next(key, next, true);
+                self.pending_times.push((id, next));
+            } else {
+                finished.push(id);
             }
         }
         for id in finished {
             // The trigger has no more fires: the schedule is done, as in APScheduler.
-            if let Some(entry) = self.unslot(&id) {
-                drop(entry);
-                self.pending_times.retain(|(pending, _)| *pending != id);
+            if self.table.remove(&id).is_some() {
                 match self.store.remove(&id).await {
                     Ok(()) => {}
                     Err(error) if error.is_not_found() => {}
                     Err(error) => self.store_failed("remove finished schedule", &error),
                 }
                 tracing::debug!(schedule_id = %id, "schedule finished: its trigger has no more fire times");
-                self.shared.emit(Event::Removed { schedule_id: id });
+                self.shared.emit(|| Event::Removed { schedule_id: id });
             }
         }
         self.flush_times().await;
     }
 
-    /// Handles a schedule that came due; returns its next run time (`None`: finished).
-    fn fire(
-        &mut self,
-        id: &Arc<str>,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let entry = self.entries.get(id)?;
-        let first = entry.schedule.next_run_time?;
-        let trigger = Arc::clone(&entry.schedule.trigger);
-        let plan = plan(&trigger, &entry.schedule, first, due, now);
-        for (nominal_time, lateness) in &plan.missed {
-            let lateness = lateness.to_std().unwrap_or_default();
-            tracing::warn!(
-                schedule_id = %id,
-                %nominal_time,
-                ?lateness,
-                grace = ?entry.schedule.misfire_grace_time,
-                "run missed: later than its misfire_grace_time"
-            );
-            self.shared.emit(Event::Missed {
-                schedule_id: Arc::clone(id),
-                nominal_time: *nominal_time,
-                lateness,
-            });
+    /// Runs, or reports missed, the due fires of a schedule; returns the latest fire handled.
+    fn fire(&self, key: Key, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let entry = self.table.entry(key)?;
+        let schedule = &entry.schedule;
+        let first = schedule.next_run_time?;
+        let grace = schedule
+            .misfire_grace_time
+            .map(|g| TimeDelta::from_std(g).unwrap_or(TimeDelta::MAX));
+        if schedule.coalesce {
+            let (latest, lateness) = coalesce(&schedule.trigger, first, due, now);
+            if grace.is_some_and(|g| lateness > g) {
+                self.missed(entry, latest, lateness);
+            } else {
+                dispatch(&self.shared, entry, Fires::One((latest, new_run_id())));
+            }
+            Some(latest)
+        } else {
+            let plan = catch_up(&schedule.trigger, grace, first, due, now);
+            for (nominal_time, lateness) in &plan.missed {
+                self.missed(entry, *nominal_time, *lateness);
+            }
+            if !plan.run.is_empty() {
+                let fires = plan.run.into_iter().map(|t| (t, new_run_id())).collect();
+                dispatch(&self.shared, entry, Fires::Many(fires));
+            }
+            Some(plan.last.unwrap_or(first))
         }
-        if !plan.run.is_empty() {
-            dispatch(&self.shared, id, entry, plan.run);
-        }
-        let last = plan.last.unwrap_or(first);
-        let next = trigger.next_fire_time(Some(last), now);
-        if next.is_some() {
-            self.reslot(id, next, true);
-            self.pending_times.push((Arc::clone(id), next));
-        }
-        next
+    }
+
+    fn missed(&self, entry: &Entry, nominal_time: DateTime<Utc>, lateness: TimeDelta) {
+        let lateness = lateness.to_std().unwrap_or_default();
+        let schedule = &entry.schedule;
+        tracing::warn!(
+            schedule_id = %schedule.id,
+            %nominal_time,
+            ?lateness,
+            grace = ?schedule.misfire_grace_time,
+            "run missed: later than its misfire_grace_time"
+        );
+        self.shared.emit(|| Event::Missed {
+            schedule_id: Arc::clone(&schedule.id),
+            nominal_time,
+            lateness,
+        });
     }
 
     // ===== commands =====
@@ -309,10 +271,7 @@ impl Engine {
                 let _ = reply.send(self.add(schedules).await);
             }
             Command::Get(id, reply) => {
-                let _ = reply.send(Ok(self
-                    .entries
-                    .get(id.as_str())
-                    .map(|e| e.schedule.clone())));
+                let _ = reply.send(Ok(self.table.get(&id).map(|e| e.schedule.clone())));
             }
             Command::List(reply) => {
                 let _ = reply.send(Ok(self.list()));
@@ -361,13 +320,13 @@ impl Engine {
             self.load().await?;
         }
         self.shared.set_status(SchedulerState::Running);
-        tracing::info!(schedules = self.entries.len(), "scheduler started");
-        self.shared.emit(Event::SchedulerStarted);
+        tracing::info!(schedules = self.table.len(), "scheduler started");
+        self.shared.emit(|| Event::SchedulerStarted);
         Ok(())
     }
 
     fn get(&self, id: &str) -> Result<&Entry> {
-        self.entries
+        self.table
             .get(id)
             .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))
     }
@@ -381,7 +340,7 @@ impl Engine {
             let replace = new.replace_existing;
             let (schedule, job) = self.prepare(new, now)?;
             if !batch_ids.insert(Arc::clone(&schedule.id))
-                || (!replace && self.entries.contains_key(&schedule.id))
+                || (!replace && self.table.key(&schedule.id).is_some())
             {
                 return Err(Error::ConflictingId(schedule.id.to_string()));
             }
@@ -392,7 +351,7 @@ impl Engine {
         for (i, (schedule, _, replace)) in prepared.iter().enumerate() {
             if let Err(error) = self.store.add(schedule, *replace).await {
                 for (done, _, replaced) in &prepared[..i] {
-                    let undo = match self.entries.get(&done.id) {
+                    let undo = match self.table.get(&done.id) {
                         Some(old) if *replaced => self.store.update(&old.schedule).await,
                         _ => self.store.remove(&done.id).await,
                     };
@@ -406,25 +365,18 @@ impl Engine {
         let mut added = Vec::with_capacity(prepared.len());
         for (schedule, job, _) in prepared {
             let id = Arc::clone(&schedule.id);
-            let next = schedule.next_run_time;
-            let jitter = matches!(next, Some(t) if t > now);
+            // Jitter is for the trigger's times, not for an explicit first run.
+            let jitter = matches!(schedule.next_run_time, Some(t) if t > now);
             // A replaced schedule keeps counting its runs that are still going.
             let in_flight = self
-                .unslot(&id)
+                .table
+                .remove(&id)
                 .map(|old| old.in_flight)
                 .unwrap_or_default();
             added.push(schedule.clone());
-            self.entries.insert(
-                Arc::clone(&id),
-                Entry {
-                    schedule,
-                    job: Some(job),
-                    in_flight,
-                    slot: None,
-                },
-            );
-            self.reslot(&id, next, jitter);
-            self.shared.emit(Event::Added { schedule_id: id });
+            self.table
+                .insert(Entry::new(schedule, Some(job), in_flight), jitter);
+            self.shared.emit(|| Event::Added { schedule_id: id });
         }
         Ok(added)
     }
@@ -478,7 +430,7 @@ impl Engine {
     }
 
     fn list(&self) -> Vec<Schedule> {
-        let mut list: Vec<Schedule> = self.entries.values().map(|e| e.schedule.clone()).collect();
+        let mut list: Vec<Schedule> = self.table.entries().map(|e| e.schedule.clone()).collect();
         list.sort_by(|a, b| match (a.next_run_time, b.next_run_time) {
             (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.id.cmp(&b.id)),
             (Some(_), None) => std::cmp::Ordering::Less,
@@ -491,26 +443,24 @@ impl Engine {
     /// Writes a changed schedule to the store, then to the engine.
     async fn replace_schedule(&mut self, changed: Schedule, jitter: bool) -> Result<Schedule> {
         self.store.update(&changed).await?;
-        let id = Arc::clone(&changed.id);
-        let next = changed.next_run_time;
-        if let Some(entry) = self.entries.get_mut(&id) {
-            entry.schedule = changed.clone();
+        if let Some(key) = self.table.key(&changed.id) {
+            if let Some(entry) = self.table.entry_mut(key) {
+                entry.schedule = changed.clone();
+            }
+            self.table.set_next(key, changed.next_run_time, jitter);
         }
-        self.reslot(&id, next, jitter);
         Ok(changed)
     }
 
     async fn modify(&mut self, id: &str, changes: &ScheduleChanges) -> Result<Schedule> {
         let entry = self.get(id)?;
         let changed = changes.apply(&entry.schedule)?;
-        let slot = entry.slot;
         self.store.update(&changed).await?;
         // Name, args and options do not move the schedule in the timetable.
-        if let Some(entry) = self.entries.get_mut(id) {
+        if let Some(entry) = self.table.key(id).and_then(|key| self.table.entry_mut(key)) {
             entry.schedule = changed.clone();
-            entry.slot = slot;
         }
-        self.shared.emit(Event::Modified {
+        self.shared.emit(|| Event::Modified {
             schedule_id: Arc::clone(&changed.id),
         });
         Ok(changed)
@@ -533,7 +483,7 @@ impl Engine {
         };
         changed.trigger = Arc::new(trigger);
         let changed = self.replace_schedule(changed, true).await?;
-        self.shared.emit(Event::Modified {
+        self.shared.emit(|| Event::Modified {
             schedule_id: Arc::clone(&changed.id),
         });
         Ok(changed)
@@ -548,7 +498,7 @@ impl Engine {
         changed.paused = true;
         changed.next_run_time = None;
         let changed = self.replace_schedule(changed, false).await?;
-        self.shared.emit(Event::Paused {
+        self.shared.emit(|| Event::Paused {
             schedule_id: Arc::clone(&changed.id),
         });
         Ok(changed)
@@ -569,7 +519,7 @@ impl Engine {
             return Ok(changed);
         }
         let changed = self.replace_schedule(changed, true).await?;
-        self.shared.emit(Event::Resumed {
+        self.shared.emit(|| Event::Resumed {
             schedule_id: Arc::clone(&changed.id),
         });
         Ok(changed)
@@ -600,7 +550,7 @@ impl Engine {
                     "scheduler {}",
                     if paused { "paused" } else { "resumed" }
                 );
-                self.shared.emit(event);
+                self.shared.emit(|| event);
                 Ok(())
             }
             _ => Ok(()),
@@ -614,17 +564,16 @@ impl Engine {
             Err(error) if error.is_not_found() => {}
             Err(error) => return Err(error),
         }
-        self.unslot(id);
-        self.shared.emit(Event::Removed { schedule_id });
+        self.table.remove(id);
+        self.shared.emit(|| Event::Removed { schedule_id });
         Ok(())
     }
 
     async fn remove_all(&mut self) -> Result<()> {
         self.store.remove_all().await?;
-        self.entries.clear();
-        self.timetable.clear();
+        self.table.clear();
         self.pending_times.clear();
-        self.shared.emit(Event::AllRemoved);
+        self.shared.emit(|| Event::AllRemoved);
         Ok(())
     }
 
@@ -647,7 +596,7 @@ impl Engine {
             });
         }
         let now = self.shared.clock.now();
-        dispatch(&self.shared, &entry.schedule.id, entry, vec![now]);
+        dispatch(&self.shared, entry, Fires::One((now, new_run_id())));
         Ok(())
     }
 
@@ -676,7 +625,7 @@ impl Engine {
         tracing::info!(?deadline, "scheduler shutting down");
         self.flush_times().await;
         self.shared.set_status(SchedulerState::Stopped);
-        self.shared.cancel.cancel();
+        self.shared.begin_stopping();
         self.shared.tracker.close();
         if tokio::time::timeout(deadline, self.shared.tracker.wait())
             .await
@@ -686,7 +635,7 @@ impl Engine {
             let _ = tokio::time::timeout(ABORT_WAIT, self.shared.tracker.wait()).await;
         }
         let mut report = self.shared.collector.take();
-        for entry in self.entries.values() {
+        for entry in self.table.entries() {
             // Still registered after the abort: a job that never yields.
             report.aborted.extend(entry.in_flight.running());
         }
@@ -695,7 +644,8 @@ impl Engine {
             aborted = report.aborted.len(),
             "scheduler shut down"
         );
-        self.shared.emit(Event::Shutdown(Arc::new(report.clone())));
+        self.shared
+            .emit(|| Event::Shutdown(Arc::new(report.clone())));
         report
     }
 
@@ -703,23 +653,35 @@ impl Engine {
         tracing::info!("every scheduler handle was dropped; the scheduler stops");
         self.flush_times().await;
         self.shared.set_status(SchedulerState::Stopped);
-        self.shared.cancel.cancel();
+        self.shared.begin_stopping();
         self.shared.tracker.close();
     }
 }
 
 /// Hands fires to a run task, unless `max_instances` runs are going.
-fn dispatch(shared: &Arc<Shared>, id: &Arc<str>, entry: &Entry, fires: Vec<DateTime<Utc>>) {
+fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) {
     let Some(job) = &entry.job else { return };
-    if let Err(running) = entry.in_flight.try_acquire(entry.schedule.max_instances) {
-        for nominal_time in fires {
+    let id = &entry.schedule.id;
+    let Some(&(nominal_time, run_id)) = fires.as_slice().first() else {
+        return;
+    };
+    let first = RunSummary {
+        schedule_id: Arc::clone(id),
+        run_id,
+        nominal_time,
+    };
+    if let Err(running) = entry
+        .in_flight
+        .try_acquire(entry.schedule.max_instances, &first)
+    {
+        for &(nominal_time, _) in fires.as_slice() {
             tracing::warn!(
                 schedule_id = %id,
                 %nominal_time,
                 running,
                 "run skipped: max_instances runs are still going"
             );
-            shared.emit(Event::Skipped {
+            shared.emit(|| Event::Skipped {
                 schedule_id: Arc::clone(id),
                 nominal_time,
                 running,
@@ -727,13 +689,11 @@ fn dispatch(shared: &Arc<Shared>, id: &Arc<str>, entry: &Entry, fires: Vec<DateT
         }
         return;
     }
-    let fires: Vec<(DateTime<Utc>, uuid::Uuid)> =
-        fires.into_iter().map(|t| (t, new_run_id())).collect();
-    for (nominal_time, run_id) in &fires {
-        shared.emit(Event::Submitted {
+    for &(nominal_time, run_id) in fires.as_slice() {
+        shared.emit(|| Event::Submitted {
             schedule_id: Arc::clone(id),
-            run_id: *run_id,
-            nominal_time: *nominal_time,
+            run_id,
+            nominal_time,
         });
     }
     let task = RunTask {
@@ -747,51 +707,39 @@ fn dispatch(shared: &Arc<Shared>, id: &Arc<str>, entry: &Entry, fires: Vec<DateT
     shared.tracker.spawn(task.run());
 }
 
-/// Decides which due fires of a schedule run and which are missed.
+/// With `coalesce`: the latest due fire, and how late it is.
 ///
 /// `first` is the schedule's next run time and `first_due` the instant it was due (with
 /// jitter); every fire up to `now` is due.
-fn plan(
+fn coalesce(
     trigger: &TriggerSpec,
-    schedule: &Schedule,
     first: DateTime<Utc>,
     first_due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Plan {
-    let grace = schedule
-        .misfire_grace_time
-        .map(|g| TimeDelta::from_std(g).unwrap_or(TimeDelta::MAX));
-    let too_late = |lateness: TimeDelta| grace.is_some_and(|g| lateness > g);
-    let lateness_of = |due: DateTime<Utc>| (now - due).max(TimeDelta::zero());
+) -> (DateTime<Utc>, TimeDelta) {
+    let latest = trigger.last_fire_time(first, now).unwrap_or(first);
+    let due = if latest == first { first_due } else { latest };
+    (latest, (now - due).max(TimeDelta::zero()))
+}
 
-    if schedule.coalesce {
-        let latest = trigger.last_fire_time(first, now).unwrap_or(first);
-        let due = if latest == first { first_due } else { latest };
-        let lateness = lateness_of(due);
-        return if too_late(lateness) {
-            Plan {
-                missed: vec![(latest, lateness)],
-                last: Some(latest),
-                ..Plan::default()
-            }
-        } else {
-            Plan {
-                run: vec![latest],
-                last: Some(latest),
-                ..Plan::default()
-            }
-        };
-    }
-
-    let mut plan = Plan::default();
+/// Without `coalesce`: which due fires run and which are missed, at most [`CATCH_UP_LIMIT`]
+/// of each.
+fn catch_up(
+    trigger: &TriggerSpec,
+    grace: Option<TimeDelta>,
+    first: DateTime<Utc>,
+    first_due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> CatchUp {
+    let mut plan = CatchUp::default();
     let mut fire = Some((first, first_due));
     while let Some((nominal, due)) = fire {
         if nominal > now {
             break;
         }
         plan.last = Some(nominal);
-        let lateness = lateness_of(due);
-        if too_late(lateness) {
+        let lateness = (now - due).max(TimeDelta::zero());
+        if grace.is_some_and(|g| lateness > g) {
             if plan.missed.len() < CATCH_UP_LIMIT {
                 plan.missed.push((nominal, lateness));
             } else if let Some(grace) = grace {
@@ -865,51 +813,36 @@ mod tests {
     }
 
     #[test]
-    fn on_time_fire_runs() {
+    fn on_time_fire_runs_on_time() {
         let s = every_minute(true, Some(Duration::from_secs(60)));
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(0, 0));
         assert_eq!(
-            p,
-            Plan {
-                run: vec![t(0, 0)],
-                missed: vec![],
-                last: Some(t(0, 0))
-            }
+            coalesce(&s.trigger, t(0, 0), t(0, 0), t(0, 0)),
+            (t(0, 0), TimeDelta::zero())
         );
     }
 
     #[test]
-    fn coalesce_runs_the_latest_once() {
+    fn coalesce_takes_the_latest_due_fire() {
         let s = every_minute(true, Some(Duration::from_secs(60)));
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(9, 30));
         assert_eq!(
-            p,
-            Plan {
-                run: vec![t(9, 0)],
-                missed: vec![],
-                last: Some(t(9, 0))
-            }
+            coalesce(&s.trigger, t(0, 0), t(0, 0), t(9, 30)),
+            (t(9, 0), TimeDelta::seconds(30))
+        );
+        // The first fire's lateness counts from its jittered due time.
+        assert_eq!(
+            coalesce(&s.trigger, t(0, 0), t(0, 5), t(0, 30)),
+            (t(0, 0), TimeDelta::seconds(25))
         );
     }
 
-    #[test]
-    fn coalesce_beyond_grace_is_one_missed_fire() {
-        let s = every_minute(true, Some(Duration::from_secs(20)));
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(9, 30));
-        assert_eq!(
-            p,
-            Plan {
-                run: vec![],
-                missed: vec![(t(9, 0), TimeDelta::seconds(30))],
-                last: Some(t(9, 0))
-            }
-        );
+    fn grace(seconds: i64) -> Option<TimeDelta> {
+        Some(TimeDelta::seconds(seconds))
     }
 
     #[test]
     fn without_coalesce_each_fire_is_judged() {
-        let s = every_minute(false, Some(Duration::from_secs(150)));
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), t(4, 0));
+        let s = every_minute(false, None);
+        let p = catch_up(&s.trigger, grace(150), t(0, 0), t(0, 0), t(4, 0));
         assert_eq!(
             p.missed,
             vec![
@@ -926,13 +859,12 @@ mod tests {
         // A day of one-minute fires without coalesce or grace: 99 one by one, then the latest.
         let s = every_minute(false, None);
         let now = t(0, 0) + TimeDelta::days(1);
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), now);
+        let p = catch_up(&s.trigger, None, t(0, 0), t(0, 0), now);
         assert_eq!(p.run.len(), CATCH_UP_LIMIT);
         assert_eq!(p.run[98], t(0, 0) + TimeDelta::minutes(98));
         assert_eq!(p.run[99], now);
         // With a grace, the missed reports stop at the limit and the window's fires run.
-        let s = every_minute(false, Some(Duration::from_secs(180)));
-        let p = plan(&s.trigger, &s, t(0, 0), t(0, 0), now);
+        let p = catch_up(&s.trigger, grace(180), t(0, 0), t(0, 0), now);
         assert_eq!(p.missed.len(), CATCH_UP_LIMIT);
         assert_eq!(
             p.run,

@@ -16,7 +16,8 @@ use crate::job::Job;
 use crate::scheduler::Shared;
 
 /// The runs of one schedule that are going: counted for `max_instances`, listed for the
-/// shutdown report. One lock per schedule, so runs of different schedules never contend.
+/// shutdown report. One lock per schedule, so runs of different schedules never contend; a
+/// run takes it twice, when dispatched and when it ends.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     inner: Mutex<InFlightInner>,
@@ -24,10 +25,8 @@ pub(crate) struct InFlight {
 
 #[derive(Debug, Default)]
 struct InFlightInner {
-    /// Dispatched instances not finished yet (a catch-up batch is one instance).
-    instances: u32,
-    /// The fires being executed right now.
-    running: Vec<RunSummary>,
+    /// The fire each dispatched instance is at (a catch-up batch is one instance).
+    runs: Vec<RunSummary>,
 }
 
 impl InFlight {
@@ -35,47 +34,50 @@ impl InFlight {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes an instance slot unless `max` are taken; returns how many are going.
-    pub(crate) fn try_acquire(&self, max: u32) -> Result<(), u32> {
+    /// Takes an instance slot for `first` unless `max` are taken; else says how many are.
+    pub(crate) fn try_acquire(&self, max: u32, first: &RunSummary) -> Result<(), u32> {
         let mut inner = self.lock();
-        if inner.instances >= max {
-            return Err(inner.instances);
+        let running = u32::try_from(inner.runs.len()).unwrap_or(u32::MAX);
+        if running >= max {
+            return Err(running);
         }
-        inner.instances += 1;
+        inner.runs.push(first.clone());
         Ok(())
     }
 
     pub(crate) fn instances(&self) -> u32 {
-        self.lock().instances
+        u32::try_from(self.lock().runs.len()).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn running(&self) -> Vec<RunSummary> {
-        self.lock().running.clone()
+        self.lock().runs.clone()
     }
 
-    fn release(&self) {
+    fn advance(&self, from: Uuid, to: &RunSummary) {
         let mut inner = self.lock();
-        inner.instances = inner.instances.saturating_sub(1);
+        if let Some(run) = inner.runs.iter_mut().find(|r| r.run_id == from) {
+            *run = to.clone();
+        }
     }
 
-    fn started(&self, run: &RunSummary) {
-        self.lock().running.push(run.clone());
-    }
-
-    fn ended(&self, run_id: Uuid) {
+    fn release(&self, run_id: Uuid) {
         let mut inner = self.lock();
-        if let Some(i) = inner.running.iter().position(|r| r.run_id == run_id) {
-            inner.running.swap_remove(i);
+        if let Some(i) = inner.runs.iter().position(|r| r.run_id == run_id) {
+            inner.runs.swap_remove(i);
         }
     }
 }
 
-/// Releases the instance slot however the task ends (completion, abort, panic).
-struct InstanceSlot(Arc<InFlight>);
+/// Releases the instance slot however the task ends (completion, abort, panic, a runtime
+/// dropping it).
+struct InstanceSlot {
+    in_flight: Arc<InFlight>,
+    current: Uuid,
+}
 
 impl Drop for InstanceSlot {
     fn drop(&mut self) {
-        self.0.release();
+        self.in_flight.release(self.current);
     }
 }
 
@@ -95,6 +97,22 @@ impl Collector {
     }
 }
 
+/// The fires one run task executes, one after another: almost always one, so that case
+/// allocates nothing.
+pub(crate) enum Fires {
+    One((DateTime<Utc>, Uuid)),
+    Many(Vec<(DateTime<Utc>, Uuid)>),
+}
+
+impl Fires {
+    pub(crate) fn as_slice(&self) -> &[(DateTime<Utc>, Uuid)] {
+        match self {
+            Self::One(fire) => std::slice::from_ref(fire),
+            Self::Many(fires) => fires,
+        }
+    }
+}
+
 pub(crate) fn new_run_id() -> Uuid {
     // A random v4 UUID from a fast generator: the OS's generator costs a system call per run.
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
@@ -106,13 +124,20 @@ pub(crate) struct RunTask {
     pub(crate) schedule_id: Arc<str>,
     pub(crate) args: Arc<Value>,
     pub(crate) in_flight: Arc<InFlight>,
-    pub(crate) fires: Vec<(DateTime<Utc>, Uuid)>,
+    pub(crate) fires: Fires,
 }
 
 impl RunTask {
     pub(crate) async fn run(self) {
-        let _slot = InstanceSlot(Arc::clone(&self.in_flight));
         let shared = &self.shared;
+        let fires = self.fires.as_slice();
+        let Some(&(_, first_run)) = fires.first() else {
+            return;
+        };
+        let mut slot = InstanceSlot {
+            in_flight: Arc::clone(&self.in_flight),
+            current: first_run,
+        };
         let _permit = match &shared.concurrency {
             Some(semaphore) => tokio::select! {
                 biased;
@@ -121,23 +146,26 @@ impl RunTask {
             },
             None => None,
         };
-        for (nominal_time, run_id) in &self.fires {
+        for &(nominal_time, run_id) in fires {
             // A run that has not started when shutdown begins never starts.
-            if shared.cancel.is_cancelled() {
+            if shared.is_stopping() {
                 return;
             }
             let summary = RunSummary {
                 schedule_id: Arc::clone(&self.schedule_id),
-                run_id: *run_id,
-                nominal_time: *nominal_time,
+                run_id,
+                nominal_time,
             };
-            self.in_flight.started(&summary);
+            if run_id != slot.current {
+                self.in_flight.advance(slot.current, &summary);
+                slot.current = run_id;
+            }
             let ctx = JobContext {
                 schedule_id: Arc::clone(&self.schedule_id),
-                nominal_fire_time: *nominal_time,
+                nominal_fire_time: nominal_time,
                 started_at: shared.clock.now(),
-                run_id: *run_id,
-                cancellation: shared.cancel.clone(),
+                run_id,
+                cancellation: Arc::clone(&shared.cancel),
                 args: Arc::clone(&self.args),
                 state: shared.state.clone(),
             };
@@ -147,7 +175,8 @@ impl RunTask {
                 nominal_time = %nominal_time,
                 run_id = %run_id,
             );
-            let timer = tokio::time::Instant::now();
+            // Timing costs two clock reads per run: only when someone will see it.
+            let timer = shared.has_subscribers().then(tokio::time::Instant::now);
             let job = AssertUnwindSafe(self.job.run(ctx))
                 .catch_unwind()
                 .instrument(span.clone());
@@ -158,14 +187,13 @@ impl RunTask {
                 outcome = job => Some(outcome),
                 () = shared.abort.cancelled() => None,
             };
-            let duration = timer.elapsed();
-            self.in_flight.ended(*run_id);
+            let duration = timer.map(|t| t.elapsed());
             let aborted = span.in_scope(|| report(shared, outcome, summary.clone(), duration));
             if aborted {
                 shared.collector.lock().aborted.push(summary);
                 return;
             }
-            if shared.cancel.is_cancelled() {
+            if shared.is_stopping() {
                 shared.collector.lock().finished.push(summary);
             }
         }
@@ -179,38 +207,39 @@ fn report(
     shared: &Shared,
     outcome: Outcome,
     run: RunSummary,
-    duration: std::time::Duration,
+    duration: Option<std::time::Duration>,
 ) -> bool {
     let RunSummary {
         schedule_id,
         run_id,
         nominal_time,
     } = run;
+    let measured = duration.unwrap_or_default();
     match outcome {
         Some(Ok(Ok(()))) => {
             tracing::debug!(?duration, "run succeeded");
-            shared.emit(Event::Succeeded {
+            shared.emit(|| Event::Succeeded {
                 schedule_id,
                 run_id,
                 nominal_time,
-                duration,
+                duration: measured,
             });
         }
         Some(Ok(Err(error))) => {
             let error = error.to_string();
             tracing::warn!(%error, ?duration, "run failed");
-            shared.emit(Event::Failed {
+            shared.emit(|| Event::Failed {
                 schedule_id,
                 run_id,
                 nominal_time,
-                duration,
+                duration: measured,
                 error: error.into(),
             });
         }
         Some(Err(payload)) => {
             let message = panic_message(payload.as_ref());
             tracing::error!(panic = %message, "run panicked");
-            shared.emit(Event::Panicked {
+            shared.emit(|| Event::Panicked {
                 schedule_id,
                 run_id,
                 nominal_time,
@@ -219,7 +248,7 @@ fn report(
         }
         None => {
             tracing::warn!("run aborted at the shutdown deadline");
-            shared.emit(Event::Aborted {
+            shared.emit(|| Event::Aborted {
                 schedule_id,
                 run_id,
                 nominal_time,

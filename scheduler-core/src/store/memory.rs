@@ -1,6 +1,6 @@
 //! The in-memory store.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -18,29 +18,11 @@ pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
 }
 
+// No time index: the engine keeps its own timetable and writes every fire's next run time
+// here, so that write (a hash lookup) is what must be cheap. `due` and `list` sort on demand.
 #[derive(Debug, Default)]
 struct Inner {
     by_id: HashMap<Arc<str>, Schedule>,
-    // (next run time, id) of schedules that have one: due order without a scan.
-    by_time: BTreeSet<(DateTime<Utc>, Arc<str>)>,
-}
-
-impl Inner {
-    fn unindex(&mut self, schedule: &Schedule) {
-        if let Some(t) = schedule.next_run_time {
-            self.by_time.remove(&(t, Arc::clone(&schedule.id)));
-        }
-    }
-
-    fn insert(&mut self, schedule: Schedule) {
-        if let Some(old) = self.by_id.remove(&schedule.id) {
-            self.unindex(&old);
-        }
-        if let Some(t) = schedule.next_run_time {
-            self.by_time.insert((t, Arc::clone(&schedule.id)));
-        }
-        self.by_id.insert(Arc::clone(&schedule.id), schedule);
-    }
 }
 
 impl MemoryStore {
@@ -57,6 +39,16 @@ impl MemoryStore {
     }
 }
 
+/// By next run time, those without one last; ties by id.
+fn run_order(a: &Schedule, b: &Schedule) -> std::cmp::Ordering {
+    match (a.next_run_time, b.next_run_time) {
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.id.cmp(&b.id)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.id.cmp(&b.id),
+    }
+}
+
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn add(&self, schedule: &Schedule, replace: bool) -> Result<()> {
@@ -64,7 +56,9 @@ impl JobStore for MemoryStore {
         if !replace && inner.by_id.contains_key(&schedule.id) {
             return Err(Error::ConflictingId(schedule.id.to_string()));
         }
-        inner.insert(schedule.clone());
+        inner
+            .by_id
+            .insert(Arc::clone(&schedule.id), schedule.clone());
         Ok(())
     }
 
@@ -74,61 +68,53 @@ impl JobStore for MemoryStore {
 
     async fn update(&self, schedule: &Schedule) -> Result<()> {
         let mut inner = self.lock();
-        if !inner.by_id.contains_key(&schedule.id) {
-            return Err(Error::ScheduleNotFound(schedule.id.to_string()));
-        }
-        inner.insert(schedule.clone());
+        let stored = inner
+            .by_id
+            .get_mut(&schedule.id)
+            .ok_or_else(|| Error::ScheduleNotFound(schedule.id.to_string()))?;
+        *stored = schedule.clone();
         Ok(())
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
-        let mut inner = self.lock();
-        let schedule = inner
+        self.lock()
             .by_id
             .remove(id)
-            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
-        inner.unindex(&schedule);
-        Ok(())
+            .map(drop)
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))
     }
 
     async fn remove_all(&self) -> Result<()> {
-        let mut inner = self.lock();
-        inner.by_id.clear();
-        inner.by_time.clear();
+        self.lock().by_id.clear();
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Schedule>> {
-        let inner = self.lock();
-        let mut list: Vec<Schedule> = inner
-            .by_time
-            .iter()
-            .filter_map(|(_, id)| inner.by_id.get(id).cloned())
-            .collect();
-        let mut unscheduled: Vec<Schedule> = inner
-            .by_id
-            .values()
-            .filter(|s| s.next_run_time.is_none())
-            .cloned()
-            .collect();
-        unscheduled.sort_by(|a, b| a.id.cmp(&b.id));
-        list.extend(unscheduled);
+        let mut list: Vec<Schedule> = self.lock().by_id.values().cloned().collect();
+        list.sort_by(run_order);
         Ok(list)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Schedule>> {
-        let inner = self.lock();
-        Ok(inner
-            .by_time
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(limit)
-            .filter_map(|(_, id)| inner.by_id.get(id).cloned())
-            .collect())
+        let mut due: Vec<Schedule> = self
+            .lock()
+            .by_id
+            .values()
+            .filter(|s| s.next_run_time.is_some_and(|t| t <= now))
+            .cloned()
+            .collect();
+        due.sort_by(run_order);
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.lock().by_time.first().map(|(t, _)| *t))
+        Ok(self
+            .lock()
+            .by_id
+            .values()
+            .filter_map(|s| s.next_run_time)
+            .min())
     }
 
     async fn set_next_run_times(
@@ -137,18 +123,6 @@ impl JobStore for MemoryStore {
     ) -> Result<()> {
         let mut inner = self.lock();
         for (id, next) in updates {
-            let Some(old) = inner.by_id.get(id).map(|s| s.next_run_time) else {
-                continue;
-            };
-            if old == *next {
-                continue;
-            }
-            if let Some(t) = old {
-                inner.by_time.remove(&(t, Arc::clone(id)));
-            }
-            if let Some(t) = *next {
-                inner.by_time.insert((t, Arc::clone(id)));
-            }
             if let Some(schedule) = inner.by_id.get_mut(id) {
                 schedule.next_run_time = *next;
             }

@@ -1,0 +1,335 @@
+//! `scheduler-bench`: load workloads for the apsched engine (DESIGN.md, "Performance
+//! workloads"). In-memory store, no-op jobs; build with `--release`. Each run prints one JSON
+//! line.
+//!
+//! ```text
+//! cargo run --release -p scheduler-bench -- many 10000 --seconds 10
+//! cargo run --release -p scheduler-bench -- burst 1000000
+//! cargo run --release -p scheduler-bench -- idle --seconds 30
+//! cargo run --release -p scheduler-bench -- memory 100000
+//! cargo run --release -p scheduler-bench -- add 100000
+//! ```
+
+mod measure;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use scheduler_core::clock::{Clock, SleepFuture, SystemClock};
+use scheduler_core::trigger::{DateTrigger, IntervalTrigger};
+use scheduler_core::{JobContext, NewSchedule, Scheduler, SchedulerHandle};
+use serde_json::{Value, json};
+
+use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
+
+const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add> [N] [--seconds D]";
+
+struct Args {
+    workload: String,
+    n: usize,
+    seconds: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().ok_or_else(|| USAGE.to_owned())?;
+    let mut n = None;
+    let mut seconds = None;
+    while let Some(arg) = args.next() {
+        if arg == "--seconds" {
+            let value = args.next().ok_or("--seconds needs a value")?;
+            seconds = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("--seconds: \"{value}\" is not a whole number"))?,
+            );
+        } else if n.is_none() {
+            n = Some(
+                arg.parse()
+                    .map_err(|_| format!("N: \"{arg}\" is not a whole number"))?,
+            );
+        } else {
+            return Err(format!("unexpected argument \"{arg}\"\n{USAGE}"));
+        }
+    }
+    let (default_n, default_seconds) = match workload.as_str() {
+        "many" => (1000, 10),
+        "burst" => (100_000, 0),
+        "idle" => (1, 30),
+        "memory" | "add" => (100_000, 0),
+        other => return Err(format!("unknown workload \"{other}\"\n{USAGE}")),
+    };
+    Ok(Args {
+        workload,
+        n: n.unwrap_or(default_n),
+        seconds: seconds.unwrap_or(default_seconds),
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match args.workload.as_str() {
+            "many" => many(args.n, args.seconds).await,
+            "burst" => burst(args.n).await,
+            "idle" => idle(args.seconds).await,
+            "memory" => memory(args.n).await,
+            _ => add(args.n).await,
+        }
+    });
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("scheduler-bench {}: {error}", args.workload);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BenchResult = Result<Value, Box<dyn std::error::Error>>;
+
+#[allow(clippy::disallowed_methods)] // the bench measures against the real clock
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// A scheduler whose job "noop" records its lateness.
+async fn recording_scheduler(
+    recorder: &Arc<Recorder>,
+) -> Result<SchedulerHandle, scheduler_core::Error> {
+    let recorder = Arc::clone(recorder);
+    Scheduler::builder()
+        .job("noop", move |ctx: JobContext| {
+            let lateness = (ctx.started_at() - ctx.nominal_fire_time())
+                .num_nanoseconds()
+                .unwrap_or(i64::MAX);
+            recorder.record(lateness);
+            std::future::ready(())
+        })
+        .build()
+        .start()
+        .await
+}
+
+async fn sleep_until(t: DateTime<Utc>) {
+    if let Ok(d) = (t - now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn whole_second_after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t) + TimeDelta::seconds(seconds)
+}
+
+/// N interval schedules, period 1 s, all on one grid, for D seconds.
+async fn many(n: usize, seconds: u64) -> BenchResult {
+    let recorder = Arc::new(Recorder::new(n * seconds.max(1) as usize, workers()));
+    let scheduler = recording_scheduler(&recorder).await?;
+    let seconds_i = i64::try_from(seconds.max(1))?;
+    // Far enough ahead that adding N schedules finishes before the first fire.
+    let lead = 2 + i64::try_from(n / 200_000)?;
+    let start = whole_second_after(now(), lead);
+    let end = start + TimeDelta::seconds(seconds_i - 1);
+    let trigger = IntervalTrigger::builder()
+        .seconds(1)
+        .start(start)
+        .end(end)
+        .build()?;
+    let schedules =
+        (0..n).map(|i| NewSchedule::for_job("noop", trigger.clone()).id(format!("many-{i}")));
+    scheduler.add_all(schedules).await?;
+    sleep_until(start - TimeDelta::milliseconds(200)).await;
+    let before = usage();
+    sleep_until(end + TimeDelta::milliseconds(800)).await;
+    let after = usage();
+    let expected = n as u64 * seconds.max(1);
+    let lateness = recorder.collect();
+    scheduler.shutdown(Duration::from_secs(5)).await?;
+    Ok(json!({
+        "workload": "many",
+        "n": n,
+        "seconds": seconds.max(1),
+        "fires": lateness.len(),
+        "lost": expected.saturating_sub(lateness.len() as u64),
+        "lateness_ms": lateness_json(&lateness),
+        "cpu_seconds": round3((after.cpu - before.cpu).as_secs_f64()),
+        "max_rss_mib": mib(after.max_rss_kib),
+    }))
+}
+
+/// N date schedules due at one instant: how long until all have started.
+async fn burst(n: usize) -> BenchResult {
+    let recorder = Arc::new(Recorder::new(n, workers()));
+    let scheduler = recording_scheduler(&recorder).await?;
+    let lead = 2 + i64::try_from(n / 100_000)?;
+    let due = whole_second_after(now(), lead);
+    let schedules =
+        (0..n).map(|i| NewSchedule::for_job("noop", DateTrigger::at(due)).id(format!("burst-{i}")));
+    let added = Instant::now();
+    scheduler.add_all(schedules).await?;
+    let add_seconds = added.elapsed().as_secs_f64();
+    if now() >= due {
+        return Err(
+            format!("adding {n} schedules took {add_seconds:.2} s, past the due time").into(),
+        );
+    }
+    sleep_until(due).await;
+    let before = usage();
+    // Poll for completion; the polling costs nothing next to the work measured.
+    let deadline = due + TimeDelta::seconds(120);
+    while recorder.count() < n && now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = usage();
+    let lateness = recorder.collect();
+    scheduler.shutdown(Duration::from_secs(5)).await?;
+    Ok(json!({
+        "workload": "burst",
+        "n": n,
+        "fires": lateness.len(),
+        "lost": n.saturating_sub(lateness.len()),
+        "all_started_within_s": lateness.last().map(|&ns| round3(ns as f64 / 1e9)),
+        "lateness_ms": lateness_json(&lateness),
+        "add_seconds": round3(add_seconds),
+        "cpu_seconds": round3((after.cpu - before.cpu).as_secs_f64()),
+        "max_rss_mib": mib(after.max_rss_kib),
+    }))
+}
+
+/// The system clock, counting how often the engine's sleeps end.
+#[derive(Debug, Default)]
+struct CountingClock {
+    wakeups: Arc<AtomicU64>,
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now()
+    }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> SleepFuture {
+        let wakeups = Arc::clone(&self.wakeups);
+        Box::pin(async move {
+            loop {
+                let Ok(remaining) = (deadline - SystemClock.now()).to_std() else {
+                    return;
+                };
+                if remaining.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(remaining.min(scheduler_core::clock::MAX_SLEEP)).await;
+                wakeups.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+}
+
+/// One hourly schedule for D seconds: CPU per second and wake-ups.
+async fn idle(seconds: u64) -> BenchResult {
+    let clock = CountingClock::default();
+    let wakeups = Arc::clone(&clock.wakeups);
+    let scheduler = Scheduler::builder()
+        .clock(clock)
+        .job("noop", |_ctx: JobContext| std::future::ready(()))
+        .build()
+        .start()
+        .await?;
+    scheduler
+        .add(NewSchedule::for_job(
+            "noop",
+            IntervalTrigger::every(Duration::from_secs(3600))?,
+        ))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = usage();
+    let wakeups_before = wakeups.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = usage();
+    let engine_wakeups = wakeups.load(Ordering::Relaxed) - wakeups_before;
+    scheduler.shutdown(Duration::from_secs(1)).await?;
+    let cpu_ms_per_s = (after.cpu - before.cpu).as_secs_f64() * 1000.0 / seconds.max(1) as f64;
+    Ok(json!({
+        "workload": "idle",
+        "n": 1,
+        "seconds": seconds,
+        "cpu_ms_per_second": round3(cpu_ms_per_s),
+        "engine_wakeups": engine_wakeups,
+        // Every thread of the process going to sleep (the benchmark's own timer included).
+        "thread_sleeps": after.voluntary_switches - before.voluntary_switches,
+        "max_rss_mib": mib(after.max_rss_kib),
+    }))
+}
+
+fn hourly_schedules(n: usize, prefix: &str) -> Result<Vec<NewSchedule>, scheduler_core::Error> {
+    let trigger = IntervalTrigger::every(Duration::from_secs(3600))?;
+    Ok((0..n)
+        .map(|i| NewSchedule::for_job("noop", trigger.clone()).id(format!("{prefix}-{i}")))
+        .collect())
+}
+
+/// Resident memory after adding N interval schedules.
+async fn memory(n: usize) -> BenchResult {
+    let recorder = Arc::new(Recorder::new(0, 0));
+    let scheduler = recording_scheduler(&recorder).await?;
+    let baseline = current_rss_kib().unwrap_or(0);
+    scheduler.add_all(hourly_schedules(n, "memory")?).await?;
+    let rss = current_rss_kib().unwrap_or(0);
+    let max = usage().max_rss_kib;
+    scheduler.shutdown(Duration::from_secs(1)).await?;
+    Ok(json!({
+        "workload": "memory",
+        "n": n,
+        "rss_mib": mib(rss),
+        "baseline_rss_mib": mib(baseline),
+        "bytes_per_schedule": (rss.saturating_sub(baseline) * 1024) / n.max(1) as u64,
+        "max_rss_mib": mib(max),
+    }))
+}
+
+/// Seconds to add N schedules: in one batch (`add_all`), and one `add` call at a time.
+async fn add(n: usize) -> BenchResult {
+    let recorder = Arc::new(Recorder::new(0, 0));
+    let scheduler = recording_scheduler(&recorder).await?;
+    let batch = hourly_schedules(n, "batch")?;
+    let started = Instant::now();
+    scheduler.add_all(batch).await?;
+    let batch_seconds = started.elapsed().as_secs_f64();
+    let single = hourly_schedules(n, "single")?;
+    let started = Instant::now();
+    for schedule in single {
+        scheduler.add(schedule).await?;
+    }
+    let single_seconds = started.elapsed().as_secs_f64();
+    scheduler.shutdown(Duration::from_secs(1)).await?;
+    Ok(json!({
+        "workload": "add",
+        "n": n,
+        "seconds": round3(batch_seconds),
+        "one_by_one_seconds": round3(single_seconds),
+        "max_rss_mib": mib(usage().max_rss_kib),
+    }))
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,154 @@
+//! The engine's schedules and their timetable.
+//!
+//! Schedules sit in a slab; the timetable orders slab keys by due time. Dispatching goes from
+//! the timetable to the slab by key, so the hot path never hashes a schedule id; ids are
+//! looked up only for commands.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::run::InFlight;
+use crate::job::Job;
+use crate::schedule::Schedule;
+use crate::trigger::{Trigger, apply_jitter};
+
+pub(super) type Key = u32;
+
+pub(super) struct Entry {
+    pub(super) schedule: Schedule,
+    /// `None`: the job is not registered here; the schedule is kept but never dispatched.
+    pub(super) job: Option<Arc<dyn Job>>,
+    pub(super) in_flight: Arc<InFlight>,
+    /// Its place in the timetable: (due time with jitter, insertion order).
+    slot: Option<(DateTime<Utc>, u64)>,
+}
+
+impl Entry {
+    pub(super) fn new(
+        schedule: Schedule,
+        job: Option<Arc<dyn Job>>,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
+        Self {
+            schedule,
+            job,
+            in_flight,
+            slot: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Table {
+    slab: Vec<Option<Entry>>,
+    free: Vec<Key>,
+    ids: HashMap<Arc<str>, Key>,
+    timetable: BTreeMap<(DateTime<Utc>, u64), Key>,
+    sequence: u64,
+}
+
+impl Table {
+    pub(super) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(super) fn key(&self, id: &str) -> Option<Key> {
+        self.ids.get(id).copied()
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Entry> {
+        self.entry(self.key(id)?)
+    }
+
+    pub(super) fn entry(&self, key: Key) -> Option<&Entry> {
+        self.slab.get(key as usize)?.as_ref()
+    }
+
+    pub(super) fn entry_mut(&mut self, key: Key) -> Option<&mut Entry> {
+        self.slab.get_mut(key as usize)?.as_mut()
+    }
+
+    pub(super) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.slab.iter().flatten()
+    }
+
+    /// Adds an entry (its id must not be in the table) and slots it at `next_run_time`.
+    pub(super) fn insert(&mut self, entry: Entry, jitter: bool) -> Key {
+        let id = Arc::clone(&entry.schedule.id);
+        let next = entry.schedule.next_run_time;
+        let key = match self.free.pop() {
+            Some(key) => {
+                self.slab[key as usize] = Some(entry);
+                key
+            }
+            None => {
+                self.slab.push(Some(entry));
+                Key::try_from(self.slab.len() - 1).expect("fewer than 2^32 schedules")
+            }
+        };
+        self.ids.insert(id, key);
+        self.set_next(key, next, jitter);
+        key
+    }
+
+    /// Takes an entry out of the table and the timetable.
+    pub(super) fn remove(&mut self, id: &str) -> Option<Entry> {
+        let key = self.ids.remove(id)?;
+        let entry = self.slab.get_mut(key as usize)?.take()?;
+        if let Some(slot) = entry.slot {
+            self.timetable.remove(&slot);
+        }
+        self.free.push(key);
+        Some(entry)
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Self {
+            sequence: self.sequence,
+            ..Self::default()
+        };
+    }
+
+    /// Sets the schedule's next run time and moves it in the timetable (out of it for `None`,
+    /// or when its job is unknown). With `jitter`, the due time gets the trigger's jitter.
+    pub(super) fn set_next(&mut self, key: Key, next: Option<DateTime<Utc>>, jitter: bool) {
+        let Some(entry) = self.slab.get_mut(key as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        entry.schedule.next_run_time = next;
+        if let Some(slot) = entry.slot.take() {
+            self.timetable.remove(&slot);
+        }
+        if let (Some(next), Some(_)) = (next, &entry.job) {
+            let due = if jitter {
+                apply_jitter(next, entry.schedule.trigger.jitter())
+            } else {
+                next
+            };
+            self.sequence += 1;
+            let slot = (due, self.sequence);
+            self.timetable.insert(slot, key);
+            entry.slot = Some(slot);
+        }
+    }
+
+    /// The earliest due time.
+    pub(super) fn first_due(&self) -> Option<DateTime<Utc>> {
+        self.timetable.first_key_value().map(|((due, _), _)| *due)
+    }
+
+    /// Takes the earliest entry out of the timetable if it is due at `now`.
+    pub(super) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(Key, DateTime<Utc>)> {
+        let (&(due, _), _) = self.timetable.first_key_value()?;
+        if due > now {
+            return None;
+        }
+        let ((due, _), key) = self.timetable.pop_first()?;
+        if let Some(entry) = self.entry_mut(key) {
+            entry.slot = None;
+        }
+        Some((key, due))
+    }
+}
