@@ -288,7 +288,14 @@ async fn memory(n: usize) -> BenchResult {
     let recorder = Arc::new(Recorder::new(0, 0));
     let scheduler = recording_scheduler(&recorder).await?;
     let baseline = current_rss_kib().unwrap_or(0);
-    scheduler.add_all(hourly_schedules(n, "memory")?).await?;
+    // In batches of 1000, as an application adds schedules: one batch of N would also measure
+    // the transient copies of the request, which the allocator keeps resident afterwards.
+    let trigger = IntervalTrigger::every(Duration::from_secs(3600))?;
+    for batch in 0..n.div_ceil(1000) {
+        let schedules = (batch * 1000..((batch + 1) * 1000).min(n))
+            .map(|i| NewSchedule::for_job("noop", trigger.clone()).id(format!("memory-{i}")));
+        scheduler.add_all(schedules).await?;
+    }
     let rss = current_rss_kib().unwrap_or(0);
     let max = usage().max_rss_kib;
     scheduler.shutdown(Duration::from_secs(1)).await?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::engine::Runner;
 use crate::job::JobError;
 
 /// Application state given to the scheduler builder, by type.
@@ -56,13 +57,35 @@ impl fmt::Debug for StateMap {
 /// ```
 #[derive(Clone, Debug)]
 pub struct JobContext {
-    pub(crate) schedule_id: Arc<str>,
+    pub(crate) schedule: Arc<ScheduleContext>,
     pub(crate) nominal_fire_time: DateTime<Utc>,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) run_id: Uuid,
-    pub(crate) cancellation: Arc<CancellationToken>,
+}
+
+/// The part of a [`JobContext`] every run of one schedule shares. One `Arc` per schedule, so a
+/// run's context costs one reference count of its own schedule rather than several
+/// scheduler-wide ones that every core would fight over.
+///
+/// For the scheduler's own contexts it also holds what runs the schedule ([`Runner`]): a run
+/// task and its context share one allocation.
+pub(crate) struct ScheduleContext {
+    pub(crate) schedule_id: Arc<str>,
     pub(crate) args: Arc<Value>,
     pub(crate) state: StateMap,
+    pub(crate) cancellation: Arc<CancellationToken>,
+    pub(crate) runner: Option<Runner>,
+}
+
+impl fmt::Debug for ScheduleContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduleContext")
+            .field("schedule_id", &self.schedule_id)
+            .field("args", &self.args)
+            .field("state", &self.state)
+            .field("cancellation", &self.cancellation)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -70,34 +93,51 @@ impl JobContext {
     #[must_use]
     pub fn for_test(schedule_id: &str, nominal_fire_time: DateTime<Utc>) -> Self {
         Self {
-            schedule_id: schedule_id.into(),
+            schedule: Arc::new(ScheduleContext {
+                schedule_id: schedule_id.into(),
+                args: Arc::new(Value::Null),
+                state: StateMap::default(),
+                cancellation: Arc::new(CancellationToken::new()),
+                runner: None,
+            }),
             nominal_fire_time,
             started_at: nominal_fire_time,
             run_id: Uuid::new_v4(),
-            cancellation: Arc::new(CancellationToken::new()),
-            args: Arc::new(Value::Null),
-            state: StateMap::default(),
         }
+    }
+
+    fn schedule_mut(&mut self) -> &mut ScheduleContext {
+        if Arc::get_mut(&mut self.schedule).is_none() {
+            let copy = ScheduleContext {
+                schedule_id: Arc::clone(&self.schedule.schedule_id),
+                args: Arc::clone(&self.schedule.args),
+                state: self.schedule.state.clone(),
+                cancellation: Arc::clone(&self.schedule.cancellation),
+                runner: self.schedule.runner.clone(),
+            };
+            self.schedule = Arc::new(copy);
+        }
+        Arc::get_mut(&mut self.schedule).expect("unique after the copy")
     }
 
     /// Adds application state (see [`state`](Self::state)); for tests.
     #[must_use]
     pub fn with_state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
-        self.state.insert(state);
+        self.schedule_mut().state.insert(state);
         self
     }
 
     /// Sets the args (see [`args`](Self::args)); for tests.
     #[must_use]
     pub fn with_args(mut self, args: Value) -> Self {
-        self.args = Arc::new(args);
+        self.schedule_mut().args = Arc::new(args);
         self
     }
 
     /// The id of the schedule this run belongs to.
     #[must_use]
     pub fn schedule_id(&self) -> &str {
-        &self.schedule_id
+        &self.schedule.schedule_id
     }
 
     /// When this run was meant to start: the trigger's fire time, without jitter.
@@ -128,7 +168,7 @@ impl JobContext {
     /// After the shutdown deadline the run is aborted anyway.
     #[must_use]
     pub fn cancellation_token(&self) -> &CancellationToken {
-        &self.cancellation
+        &self.schedule.cancellation
     }
 
     /// Completes when the scheduler starts shutting down.
@@ -137,19 +177,19 @@ impl JobContext {
     ///
     /// Cancel safe: use it in `tokio::select!` beside the job's work.
     pub async fn cancelled(&self) {
-        self.cancellation.cancelled().await;
+        self.schedule.cancellation.cancelled().await;
     }
 
     /// True once the scheduler has started shutting down.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.cancellation.is_cancelled()
+        self.schedule.cancellation.is_cancelled()
     }
 
     /// The schedule's args, as given when it was added (`null` when none were).
     #[must_use]
     pub fn args(&self) -> &Value {
-        &self.args
+        &self.schedule.args
     }
 
     /// The schedule's args, deserialized.
@@ -158,7 +198,7 @@ impl JobContext {
     ///
     /// When the args do not have the shape of `T`; the message names `T`.
     pub fn args_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
-        T::deserialize(&*self.args).map_err(|e| {
+        T::deserialize(&*self.schedule.args).map_err(|e| {
             JobError::msg(format!(
                 "the schedule's args are not a {}: {e}",
                 type_name::<T>()
@@ -172,7 +212,7 @@ impl JobContext {
     ///
     /// When no state of type `T` was given; the message names the type.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
-        self.state.get::<T>().ok_or_else(|| {
+        self.schedule.state.get::<T>().ok_or_else(|| {
             JobError::msg(format!(
                 "no application state of type {} was given to the scheduler builder \
                  (SchedulerBuilder::state)",

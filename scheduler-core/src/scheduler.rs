@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventReceiver, ShutdownReport};
 use crate::job::{IntoJob, Job};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
-use crate::store::{JobStore, MemoryStore};
+use crate::store::JobStore;
 use crate::trigger::TriggerSpec;
 
 /// Default capacity of the event channel.
@@ -161,7 +161,7 @@ pub(crate) enum Command {
 #[must_use]
 pub struct SchedulerBuilder {
     clock: Arc<dyn Clock>,
-    store: Arc<dyn JobStore>,
+    store: Option<Arc<dyn JobStore>>,
     state: StateMap,
     jobs: HashMap<Arc<str>, Arc<dyn Job>>,
     timezone: Tz,
@@ -189,7 +189,7 @@ impl Default for SchedulerBuilder {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
-            store: Arc::new(MemoryStore::new()),
+            store: None,
             state: StateMap::default(),
             jobs: HashMap::new(),
             timezone: Tz::UTC,
@@ -206,15 +206,20 @@ impl SchedulerBuilder {
         self
     }
 
-    /// The job store (default: a new [`MemoryStore`]).
+    /// The job store that keeps schedules beyond the engine: a durable one survives restarts.
+    ///
+    /// Default: none. Schedules then live in the engine's memory only, which is also the
+    /// fastest: nothing is written per fire. A [`MemoryStore`](crate::store::MemoryStore)
+    /// shared by two schedulers in turn carries schedules across a scheduler restart within
+    /// one process.
     pub fn store(mut self, store: impl JobStore) -> Self {
-        self.store = Arc::new(store);
+        self.store = Some(Arc::new(store));
         self
     }
 
     /// The job store, shared.
     pub fn store_arc(mut self, store: Arc<dyn JobStore>) -> Self {
-        self.store = store;
+        self.store = Some(store);
         self
     }
 
@@ -299,7 +304,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A builder with the defaults: system clock, memory store, UTC, no concurrency limit.
+    /// A builder with the defaults: system clock, no store (schedules in memory), UTC, no
+    /// concurrency limit.
     pub fn builder() -> SchedulerBuilder {
         SchedulerBuilder::default()
     }

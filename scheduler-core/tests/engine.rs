@@ -1134,3 +1134,34 @@ async fn a_stored_schedule_with_an_unknown_job_is_kept_and_reported() {
     ));
     assert_eq!(store.get("orphan").await.unwrap().unwrap(), orphan);
 }
+
+#[tokio::test(start_paused = true)]
+async fn modified_args_reach_the_next_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let scheduler = Scheduler::builder()
+        .clock(TestClock::new(t0()))
+        .job("args", move |ctx: JobContext| {
+            let sink = Arc::clone(&sink);
+            async move { sink.lock().unwrap().push(ctx.args().clone()) }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    scheduler
+        .add(
+            NewSchedule::for_job("args", every(Duration::from_secs(10)))
+                .id("a")
+                .args(json!({"v": 1})),
+        )
+        .await
+        .unwrap();
+    wait(15.0).await;
+    scheduler
+        .modify("a", ScheduleChanges::new().args(json!({"v": 2})))
+        .await
+        .unwrap();
+    wait(10.0).await;
+    assert_eq!(*seen.lock().unwrap(), [json!({"v": 1}), json!({"v": 2})]);
+}

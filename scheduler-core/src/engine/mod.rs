@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
-pub(crate) use self::run::Collector;
+pub(crate) use self::run::{Collector, Runner};
 use self::run::{Fires, RunTask, new_run_id};
 use self::table::{Entry, Key, Table};
 use crate::error::{Error, Result};
@@ -23,12 +23,16 @@ use crate::event::{Event, RunSummary, ShutdownReport};
 use crate::job::Job;
 use crate::schedule::{JobSource, NewSchedule, Schedule, ScheduleChanges};
 use crate::scheduler::{Command, SchedulerState, Shared};
+use crate::store::JobStore;
 use crate::trigger::{Trigger, TriggerSpec};
 
 /// How many due fires of one schedule without `coalesce` are handled one by one in a single
 /// wake-up (run, or reported missed). Past it, the rest are coalesced into the latest, so a
 /// long downtime (or a clock jump to the year 2200) costs a bounded amount of work.
 pub const CATCH_UP_LIMIT: usize = 100;
+
+/// Runs handed to one helper task for spawning, when many fires are due at once.
+const SPAWN_CHUNK: usize = 512;
 
 /// Fires dispatched per pass before the engine looks at its commands again.
 const DISPATCH_BATCH: usize = 65_536;
@@ -48,7 +52,7 @@ struct CatchUp {
 
 pub(crate) struct Engine {
     shared: Arc<Shared>,
-    store: Arc<dyn crate::store::JobStore>,
+    store: Persistence,
     commands: mpsc::UnboundedReceiver<Command>,
     table: Table,
     loaded: bool,
@@ -59,9 +63,10 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        store: Arc<dyn crate::store::JobStore>,
+        store: Option<Arc<dyn JobStore>>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
+        let store = Persistence(store);
         Self {
             shared,
             store,
@@ -121,8 +126,10 @@ impl Engine {
             }
             let job = self.resolve_stored_job(&schedule);
             // A stored time is a fire the store already promised: no new jitter.
-            self.table
-                .insert(Entry::new(schedule, job, Arc::default()), false);
+            self.table.insert(
+                Entry::new(&self.shared, schedule, job, Arc::default()),
+                false,
+            );
         }
         self.loaded = true;
         Ok(())
@@ -162,6 +169,7 @@ impl Engine {
             return;
         }
         let updates = std::mem::take(&mut self.pending_times);
+        // Without a store the list is never filled; see `fire`.
         if let Err(error) = self.store.set_next_run_times(&updates).await {
             self.store_failed("save next run times", &error);
         }
@@ -174,16 +182,25 @@ impl Engine {
         // First every due run is decided and spawned, then the timetable is brought up to
         // date: the runs start while the engine does the bookkeeping.
         let mut fired = Vec::new();
+        let mut runs = Vec::new();
         while fired.len() < DISPATCH_BATCH {
             let Some((key, due)) = self.table.pop_due(now) else {
                 break;
             };
-            if let Some(last) = self.fire(key, due, now) {
+            if let Some(last) = self.fire(key, due, now, &mut runs) {
                 fired.push((key, last));
             }
-            if fired.len() % 1024 == 1023 {
+            if runs.len() == SPAWN_CHUNK {
+                spawn_from_helper(&self.shared, std::mem::take(&mut runs));
                 now = self.shared.clock.now();
             }
+        }
+        for run in runs {
+            self.shared.tracker.spawn(run.run());
+        }
+        if fired.len() > SPAWN_CHUNK {
+            // The runs first: the bookkeeping below can wait until the workers are idle.
+            tokio::task::yield_now().await;
         }
         let mut finished = Vec::new();
         for (key, last) in fired {
@@ -194,7 +211,9 @@ impl Engine {
             let id = Arc::clone(&entry.schedule.id);
             if next.is_some() {
                 self.table.set_next(key, next, true);
-                self.pending_times.push((id, next));
+                if self.store.is_some() {
+                    self.pending_times.push((id, next));
+                }
             } else {
                 finished.push(id);
             }
@@ -215,7 +234,13 @@ impl Engine {
     }
 
     /// Runs, or reports missed, the due fires of a schedule; returns the latest fire handled.
-    fn fire(&self, key: Key, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn fire(
+        &self,
+        key: Key,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        runs: &mut Vec<RunTask>,
+    ) -> Option<DateTime<Utc>> {
         let entry = self.table.entry(key)?;
         let schedule = &entry.schedule;
         let first = schedule.next_run_time?;
@@ -227,7 +252,11 @@ impl Engine {
             if grace.is_some_and(|g| lateness > g) {
                 self.missed(entry, latest, lateness);
             } else {
-                dispatch(&self.shared, entry, Fires::One((latest, new_run_id())));
+                runs.extend(dispatch(
+                    &self.shared,
+                    entry,
+                    Fires::One((latest, new_run_id())),
+                ));
             }
             Some(latest)
         } else {
@@ -237,7 +266,7 @@ impl Engine {
             }
             if !plan.run.is_empty() {
                 let fires = plan.run.into_iter().map(|t| (t, new_run_id())).collect();
-                dispatch(&self.shared, entry, Fires::Many(fires));
+                runs.extend(dispatch(&self.shared, entry, Fires::Many(fires)));
             }
             Some(plan.last.unwrap_or(first))
         }
@@ -371,11 +400,13 @@ impl Engine {
             let in_flight = self
                 .table
                 .remove(&id)
-                .map(|old| old.in_flight)
+                .and_then(|old| old.in_flight().cloned())
                 .unwrap_or_default();
             added.push(schedule.clone());
-            self.table
-                .insert(Entry::new(schedule, Some(job), in_flight), jitter);
+            self.table.insert(
+                Entry::new(&self.shared, schedule, Some(job), in_flight),
+                jitter,
+            );
             self.shared.emit(|| Event::Added { schedule_id: id });
         }
         Ok(added)
@@ -418,7 +449,7 @@ impl Engine {
             name: new.name.map_or_else(|| Arc::clone(&id), Into::into),
             id,
             job: job_name,
-            args: Arc::new(new.args),
+            args: shared_args(new.args),
             trigger: Arc::new(trigger),
             next_run_time,
             misfire_grace_time: new.options.misfire_grace_time,
@@ -445,7 +476,7 @@ impl Engine {
         self.store.update(&changed).await?;
         if let Some(key) = self.table.key(&changed.id) {
             if let Some(entry) = self.table.entry_mut(key) {
-                entry.schedule = changed.clone();
+                entry.set_schedule(&self.shared, changed.clone());
             }
             self.table.set_next(key, changed.next_run_time, jitter);
         }
@@ -458,7 +489,7 @@ impl Engine {
         self.store.update(&changed).await?;
         // Name, args and options do not move the schedule in the timetable.
         if let Some(entry) = self.table.key(id).and_then(|key| self.table.entry_mut(key)) {
-            entry.schedule = changed.clone();
+            entry.set_schedule(&self.shared, changed.clone());
         }
         self.shared.emit(|| Event::Modified {
             schedule_id: Arc::clone(&changed.id),
@@ -584,11 +615,11 @@ impl Engine {
             SchedulerState::Running | SchedulerState::Paused => {}
         }
         let entry = self.get(id)?;
-        if entry.job.is_none() {
+        let Some(in_flight) = entry.in_flight() else {
             let name = entry.schedule.job.as_deref().unwrap_or("<job value>");
             return Err(Error::UnknownJob(name.to_owned()));
-        }
-        let running = entry.in_flight.instances();
+        };
+        let running = in_flight.instances();
         if running >= entry.schedule.max_instances {
             return Err(Error::MaxInstancesReached {
                 id: id.to_owned(),
@@ -596,7 +627,9 @@ impl Engine {
             });
         }
         let now = self.shared.clock.now();
-        dispatch(&self.shared, entry, Fires::One((now, new_run_id())));
+        if let Some(run) = dispatch(&self.shared, entry, Fires::One((now, new_run_id()))) {
+            self.shared.tracker.spawn(run.run());
+        }
         Ok(())
     }
 
@@ -637,7 +670,19 @@ impl Engine {
         let mut report = self.shared.collector.take();
         for entry in self.table.entries() {
             // Still registered after the abort: a job that never yields.
-            report.aborted.extend(entry.in_flight.running());
+            let Some(in_flight) = entry.in_flight() else {
+                continue;
+            };
+            report.aborted.extend(
+                in_flight
+                    .running()
+                    .into_iter()
+                    .map(|(run_id, nominal_time)| RunSummary {
+                        schedule_id: Arc::clone(&entry.schedule.id),
+                        run_id,
+                        nominal_time,
+                    }),
+            );
         }
         tracing::info!(
             finished = report.finished.len(),
@@ -659,21 +704,13 @@ impl Engine {
 }
 
 /// Hands fires to a run task, unless `max_instances` runs are going.
-fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) {
-    let Some(job) = &entry.job else { return };
+fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) -> Option<RunTask> {
+    let (Some(scope), Some(in_flight)) = (&entry.scope, entry.in_flight()) else {
+        return None;
+    };
     let id = &entry.schedule.id;
-    let Some(&(nominal_time, run_id)) = fires.as_slice().first() else {
-        return;
-    };
-    let first = RunSummary {
-        schedule_id: Arc::clone(id),
-        run_id,
-        nominal_time,
-    };
-    if let Err(running) = entry
-        .in_flight
-        .try_acquire(entry.schedule.max_instances, &first)
-    {
+    let &first = fires.as_slice().first()?;
+    if let Err(running) = in_flight.try_acquire(entry.schedule.max_instances, (first.1, first.0)) {
         for &(nominal_time, _) in fires.as_slice() {
             tracing::warn!(
                 schedule_id = %id,
@@ -687,7 +724,7 @@ fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) {
                 running,
             });
         }
-        return;
+        return None;
     }
     for &(nominal_time, run_id) in fires.as_slice() {
         shared.emit(|| Event::Submitted {
@@ -696,15 +733,22 @@ fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) {
             nominal_time,
         });
     }
-    let task = RunTask {
-        shared: Arc::clone(shared),
-        job: Arc::clone(job),
-        schedule_id: Arc::clone(id),
-        args: Arc::clone(&entry.schedule.args),
-        in_flight: Arc::clone(&entry.in_flight),
+    Some(RunTask {
+        scope: Arc::clone(scope),
         fires,
-    };
-    shared.tracker.spawn(task.run());
+    })
+}
+
+/// Spawns runs from a helper task, so that with many fires due at once the spawning is spread
+/// over the runtime's workers instead of being done by the engine alone, and each worker
+/// starts the runs it spawned without stealing them first.
+fn spawn_from_helper(shared: &Shared, runs: Vec<RunTask>) {
+    let tracker = shared.tracker.clone();
+    shared.tracker.spawn(async move {
+        for run in runs {
+            tracker.spawn(run.run());
+        }
+    });
 }
 
 /// With `coalesce`: the latest due fire, and how late it is.
@@ -765,6 +809,73 @@ fn catch_up(
             .map(|t| (t, t));
     }
     plan
+}
+
+/// The engine's store, if it has one: without, schedules live in the engine alone and every
+/// write is skipped (the default; nothing survives the process either way with a
+/// [`MemoryStore`](crate::store::MemoryStore)).
+struct Persistence(Option<Arc<dyn JobStore>>);
+
+impl Persistence {
+    fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    async fn list(&self) -> Result<Vec<Schedule>> {
+        match &self.0 {
+            Some(store) => store.list().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn add(&self, schedule: &Schedule, replace: bool) -> Result<()> {
+        match &self.0 {
+            Some(store) => store.add(schedule, replace).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn update(&self, schedule: &Schedule) -> Result<()> {
+        match &self.0 {
+            Some(store) => store.update(schedule).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        match &self.0 {
+            Some(store) => store.remove(id).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn remove_all(&self) -> Result<()> {
+        match &self.0 {
+            Some(store) => store.remove_all().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn set_next_run_times(
+        &self,
+        updates: &[(Arc<str>, Option<DateTime<Utc>>)],
+    ) -> Result<()> {
+        match &self.0 {
+            Some(store) => store.set_next_run_times(updates).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Most schedules have no args: they share one `null` instead of allocating one each.
+fn shared_args(args: serde_json::Value) -> Arc<serde_json::Value> {
+    static NULL: std::sync::LazyLock<Arc<serde_json::Value>> =
+        std::sync::LazyLock::new(|| Arc::new(serde_json::Value::Null));
+    if args.is_null() {
+        Arc::clone(&NULL)
+    } else {
+        Arc::new(args)
+    }
 }
 
 fn error_chain(error: &Error) -> String {

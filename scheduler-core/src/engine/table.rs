@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::run::InFlight;
+use super::run::{InFlight, RunScope, new_scope};
 use crate::job::Job;
 use crate::schedule::Schedule;
+use crate::scheduler::Shared;
 use crate::trigger::{Trigger, apply_jitter};
 
 pub(super) type Key = u32;
@@ -19,24 +20,42 @@ pub(super) type Key = u32;
 pub(super) struct Entry {
     pub(super) schedule: Schedule,
     /// `None`: the job is not registered here; the schedule is kept but never dispatched.
-    pub(super) job: Option<Arc<dyn Job>>,
-    pub(super) in_flight: Arc<InFlight>,
+    pub(super) scope: Option<Arc<RunScope>>,
     /// Its place in the timetable: (due time with jitter, insertion order).
     slot: Option<(DateTime<Utc>, u64)>,
 }
 
 impl Entry {
     pub(super) fn new(
+        shared: &Arc<Shared>,
         schedule: Schedule,
         job: Option<Arc<dyn Job>>,
         in_flight: Arc<InFlight>,
     ) -> Self {
+        let scope = job.map(|job| new_scope(shared, &schedule, job, in_flight));
         Self {
             schedule,
-            job,
-            in_flight,
+            scope,
             slot: None,
         }
+    }
+
+    /// Replaces the schedule's data (not its place in the timetable). Runs from now on see the
+    /// new args; runs going keep counting against `max_instances`.
+    pub(super) fn set_schedule(&mut self, shared: &Arc<Shared>, schedule: Schedule) {
+        if let Some(scope) = &self.scope {
+            if let Some(runner) = &scope.runner {
+                if !Arc::ptr_eq(&scope.args, &schedule.args) {
+                    let (job, in_flight) = (runner.job(), Arc::clone(&runner.in_flight));
+                    self.scope = Some(new_scope(shared, &schedule, job, in_flight));
+                }
+            }
+        }
+        self.schedule = schedule;
+    }
+
+    pub(super) fn in_flight(&self) -> Option<&Arc<InFlight>> {
+        Some(&self.scope.as_ref()?.runner.as_ref()?.in_flight)
     }
 }
 
@@ -121,7 +140,7 @@ impl Table {
         if let Some(slot) = entry.slot.take() {
             self.timetable.remove(&slot);
         }
-        if let (Some(next), Some(_)) = (next, &entry.job) {
+        if let (Some(next), Some(_)) = (next, &entry.scope) {
             let due = if jitter {
                 apply_jitter(next, entry.schedule.trigger.jitter())
             } else {
