@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
-const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add> [N] [--seconds D]";
+const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn> [N] [--seconds D]";
 
 struct Args {
     workload: String,
@@ -60,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         "burst" => (100_000, 0),
         "idle" => (1, 30),
         "memory" | "add" => (100_000, 0),
+        "spawn" => (10_000, 0),
         other => return Err(format!("unknown workload \"{other}\"\n{USAGE}")),
     };
     Ok(Args {
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
             "burst" => burst(args.n).await,
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
+            "spawn" => spawn(args.n).await,
             _ => add(args.n).await,
         }
     });
@@ -330,6 +332,39 @@ async fn add(n: usize) -> BenchResult {
         "seconds": round3(batch_seconds),
         "one_by_one_seconds": round3(single_seconds),
         "max_rss_mib": mib(usage().max_rss_kib),
+    }))
+}
+
+/// The floor under `many` and `burst`: no scheduler, one task spawning N no-op tasks on the
+/// same runtime, each recording how long after the first spawn it started.
+async fn spawn(n: usize) -> BenchResult {
+    // Three rounds, keep the median by p99: the first also warms the allocator up.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let recorder = Arc::new(Recorder::new(n, workers()));
+        let origin = Instant::now();
+        let spawner = Arc::clone(&recorder);
+        tokio::spawn(async move {
+            for _ in 0..n {
+                let recorder = Arc::clone(&spawner);
+                tokio::spawn(async move {
+                    recorder.record(i64::try_from(origin.elapsed().as_nanos()).unwrap_or(i64::MAX));
+                });
+            }
+        })
+        .await?;
+        while recorder.count() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        rounds.push(recorder.collect());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rounds.sort_by_key(|r| r.get(r.len() * 99 / 100).copied().unwrap_or(0));
+    let lateness = rounds.swap_remove(1);
+    Ok(json!({
+        "workload": "spawn",
+        "n": n,
+        "started_after_ms": lateness_json(&lateness),
     }))
 }
 

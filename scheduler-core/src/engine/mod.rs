@@ -32,7 +32,7 @@ use crate::trigger::{Trigger, TriggerSpec};
 pub const CATCH_UP_LIMIT: usize = 100;
 
 /// Runs handed to one helper task for spawning, when many fires are due at once.
-const SPAWN_CHUNK: usize = 512;
+const SPAWN_CHUNK: usize = 128;
 
 /// Fires dispatched per pass before the engine looks at its commands again.
 const DISPATCH_BATCH: usize = 65_536;
