@@ -64,6 +64,9 @@ pub enum Error {
         /// What is wrong with the value.
         reason: String,
     },
+    /// A job definition (a REST API body, a configuration file entry) that cannot be read.
+    #[error("invalid job definition: {0}")]
+    InvalidJob(String),
     /// A date-time that cannot be read.
     #[error("invalid date-time \"{value}\": {reason}")]
     InvalidDateTime {
@@ -143,6 +146,7 @@ impl Error {
                 | Self::InvalidTrigger(_)
                 | Self::InvalidOption { .. }
                 | Self::InvalidDateTime { .. }
+                | Self::InvalidJob(_)
                 | Self::UnknownJob(_)
         )
     }

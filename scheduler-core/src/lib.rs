@@ -102,6 +102,7 @@
 //!
 //! | Name | Description | Default? |
 //! | --- | --- | --- |
+//! | `api` | The REST API's model, routing and error mapping ([`api`]), shared by the web adapters | no |
 //! | `test-util` | The store conformance suite, for crates that implement [`JobStore`](store::JobStore) | no |
 //!
 //! # Supported Rust versions
@@ -113,6 +114,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
+#[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
+pub mod api;
 pub mod clock;
 mod context;
 mod engine;

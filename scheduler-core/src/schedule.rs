@@ -376,7 +376,6 @@ pub struct ScheduleChanges {
     pub(crate) name: Option<String>,
     pub(crate) args: Option<Value>,
     // Outer `None`: unchanged; inner `None`: no limit.
-    #[allow(clippy::option_option)]
     pub(crate) misfire_grace_time: Option<Option<Duration>>,
     pub(crate) coalesce: Option<bool>,
     pub(crate) max_instances: Option<u32>,

@@ -1,0 +1,181 @@
+//! [apsched] in an [axum] service: the scheduler starts before the server accepts and stops
+//! after it has drained its requests; handlers reach the scheduler through state or a
+//! request extension; the REST API (Flask-APScheduler's routes and JSON) mounts as a router.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use axum::{Router, extract::State, routing::get};
+//! use adapter_axum::{api_routes, serve};
+//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
+//! use scheduler_core::{api::Api, trigger::IntervalTrigger};
+//!
+//! async fn count(State(scheduler): State<SchedulerHandle>) -> String {
+//!     format!("{} schedules", scheduler.list().await.map(|l| l.len()).unwrap_or(0))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let scheduler = Scheduler::builder()
+//!         .job("tick", |ctx: JobContext| async move { println!("tick {}", ctx.nominal_fire_time()) })
+//!         .build();
+//!     let handle = scheduler.handle();
+//!     handle
+//!         .add(NewSchedule::for_job("tick", IntervalTrigger::every(Duration::from_secs(30))?).first_run(FirstRun::Now))
+//!         .await?;
+//!     let app = Router::new()
+//!         .route("/count", get(count))
+//!         .merge(api_routes(Api::with_bearer_token(handle.clone(), "s3cret")))
+//!         .with_state(handle.clone());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//!     // Starts the scheduler, serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
+//!     let report = serve(listener, app, handle).await?;
+//!     println!("{} run(s) finished during shutdown", report.finished.len());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [apsched]: https://github.com/apsched/apsched
+//! [axum]: https://docs.rs/axum/0.8
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE};
+use scheduler_core::{SchedulerHandle, ShutdownReport};
+use tokio::net::TcpListener;
+
+/// What [`serve`] can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server failed (the listener, a socket).
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The scheduler could not start (a store that cannot be read) or stop.
+    #[error("the scheduler failed: {0}")]
+    Scheduler(#[from] scheduler_core::Error),
+}
+
+/// A tower layer that puts the scheduler's handle into every request's extensions, for
+/// handlers that take `Extension<SchedulerHandle>`:
+///
+/// ```
+/// use axum::{Extension, Router, routing::get};
+/// use scheduler_core::{Scheduler, SchedulerHandle};
+///
+/// async fn state(Extension(scheduler): Extension<SchedulerHandle>) -> String {
+///     format!("{:?}", scheduler.state())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let scheduler = Scheduler::builder().build();
+/// let app: Router = Router::new()
+///     .route("/state", get(state))
+///     .layer(adapter_axum::scheduler_layer(scheduler.handle()));
+/// # }
+/// ```
+///
+/// With state instead: `SchedulerHandle` is `Clone`, so `Router::with_state(handle)` and
+/// `State<SchedulerHandle>` work as they are; for an application state of your own, implement
+/// (or derive) `FromRef<AppState> for SchedulerHandle`.
+pub fn scheduler_layer(scheduler: SchedulerHandle) -> axum::Extension<SchedulerHandle> {
+    axum::Extension(scheduler)
+}
+
+/// The REST API as a router, mounted at the API's prefix (`/scheduler` unless changed), to
+/// merge into the application's router.
+pub fn api_routes<S>(api: Api) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let prefix = api.mount_prefix().to_owned();
+    Router::new()
+        .route(&prefix, any(handle))
+        .route(&format!("{prefix}/{{*rest}}"), any(handle))
+        .with_state(api)
+}
+
+async fn handle(State(api): State<Api>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, api.body_limit()).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return into_axum(api.payload_too_large());
+        }
+        Err(error) => {
+            return into_axum(api::error_response(
+                http::StatusCode::BAD_REQUEST,
+                &format!("could not read the request body: {error}"),
+            ));
+        }
+    };
+    into_axum(api.handle(http::Request::from_parts(parts, body)).await)
+}
+
+fn into_axum(response: http::Response<Bytes>) -> Response {
+    response.map(Body::from).into_response()
+}
+
+/// Serves `router` on `listener` with the scheduler, in order: starts the scheduler (unless it
+/// runs already) before the first connection is accepted; on Ctrl-C or SIGTERM
+/// ([`api::shutdown_signal`]) stops accepting and lets requests in flight finish; then shuts
+/// the scheduler down, giving running jobs 30 s. Returns the scheduler's shutdown report.
+///
+/// # Errors
+///
+/// When the scheduler cannot start (a store that cannot be read), or the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    scheduler: SchedulerHandle,
+) -> Result<ShutdownReport, Error> {
+    serve_with_shutdown(
+        listener,
+        router,
+        scheduler,
+        api::shutdown_signal(),
+        DEFAULT_SHUTDOWN_DEADLINE,
+    )
+    .await
+}
+
+/// [`serve`] that stops on `signal` and gives running jobs `deadline`.
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, handle: scheduler_core::SchedulerHandle) -> Result<(), adapter_axum::Error> {
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let signal = async { stopped.await.ok(); };
+/// adapter_axum::serve_with_shutdown(listener, app, handle, signal, std::time::Duration::from_secs(10)).await?;
+/// # drop(stop);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// When the scheduler cannot start (a store that cannot be read), or the server fails.
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    router: Router,
+    scheduler: SchedulerHandle,
+    signal: impl Future<Output = ()> + Send + 'static,
+    deadline: Duration,
+) -> Result<ShutdownReport, Error> {
+    api::start_if_needed(&scheduler).await?;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "serving, with the scheduler running");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .await?;
+    tracing::info!("server stopped; shutting the scheduler down");
+    Ok(api::stop(&scheduler, deadline).await?)
+}

@@ -1,0 +1,572 @@
+//! The REST API, written once for every web adapter: Flask-APScheduler's routes and JSON,
+//! without its traps.
+//!
+//! [`Api`] takes an `http::Request<Bytes>` and answers an `http::Response<Bytes>`; the axum
+//! and warp adapters only mount it and read the body (up to [`Api::body_limit`]).
+//!
+//! | method and path (prefix `/scheduler`) | success |
+//! | --- | --- |
+//! | `GET /scheduler` | 200 `{"running", "state", "current_host", "allowed_hosts", "timezone", "registered_jobs"}` |
+//! | `POST /scheduler/{pause,resume,start,shutdown}` | 204 |
+//! | `GET /scheduler/jobs` | 200, the jobs |
+//! | `POST /scheduler/jobs` | 201, the job added |
+//! | `GET /scheduler/jobs/{id}` | 200, the job |
+//! | `PATCH /scheduler/jobs/{id}` | 200, the job changed |
+//! | `DELETE /scheduler/jobs/{id}` | 204 |
+//! | `POST /scheduler/jobs/{id}/{pause,resume}` | 200, the job |
+//! | `POST /scheduler/jobs/{id}/run` | 202, the job: the run is queued on the scheduler, never executed inside the request |
+//!
+//! Every error is JSON `{"error_message": "..."}` with its status: 400 (malformed JSON, a bad
+//! trigger or option, an unknown job name), 401 with `WWW-Authenticate` (missing or wrong
+//! credentials), 403 (a change to a read-only API), 404 (unknown id or route), 405 (with
+//! `Allow`), 409 (an id that exists, `max_instances` reached, a state that does not allow
+//! it), 413 (a body over the limit), 415 (a body that is not JSON), 503 (the scheduler has shut
+//! down), 500 (the store failed). A request that fails changes nothing.
+//!
+//! Nothing is served unless mounted, and mounting asks how requests are authorized:
+//! [`Api::with_bearer_token`] (compared in constant time), [`Api::with_authorizer`] (your
+//! callback), or explicitly [`Api::without_auth`].
+
+mod config;
+mod lifecycle;
+mod model;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+pub use self::config::{LoadedJobs, load_jobs, load_jobs_file};
+pub use self::lifecycle::{shutdown_signal, start_if_needed, stop};
+pub use self::model::{JobChanges, JobRequest, job_json};
+use crate::error::Error;
+use crate::scheduler::SchedulerHandle;
+
+/// The default prefix the routes are mounted under.
+pub const DEFAULT_PREFIX: &str = "/scheduler";
+
+/// The default largest request body: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long running jobs get to finish when the server stops, and when `POST
+/// /scheduler/shutdown` asks without saying otherwise (`{"wait": false}`: not at all;
+/// `{"deadline_seconds": n}`).
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+type Authorizer = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+enum Auth {
+    None,
+    Bearer(Arc<[u8]>),
+    Callback(Authorizer),
+}
+
+/// The REST API of one scheduler. Cheap to clone.
+///
+/// ```
+/// use bytes::Bytes;
+/// use scheduler_core::{Scheduler, api::Api};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scheduler = Scheduler::builder().build().start().await?;
+/// let api = Api::with_bearer_token(scheduler.clone(), "s3cret");
+///
+/// let request = http::Request::get("/scheduler/jobs")
+///     .header("authorization", "Bearer s3cret")
+///     .body(Bytes::new())?;
+/// let response = api.handle(request).await;
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.body().as_ref(), b"[]");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Api {
+    handle: SchedulerHandle,
+    auth: Auth,
+    prefix: Arc<str>,
+    read_only: bool,
+    body_limit: usize,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match self.auth {
+            Auth::None => "none",
+            Auth::Bearer(_) => "bearer token",
+            Auth::Callback(_) => "callback",
+        };
+        f.debug_struct("Api")
+            .field("prefix", &self.prefix)
+            .field("auth", &auth)
+            .field("read_only", &self.read_only)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    fn new(handle: SchedulerHandle, auth: Auth) -> Self {
+        Self {
+            handle,
+            auth,
+            prefix: DEFAULT_PREFIX.into(),
+            read_only: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Requests must carry `Authorization: Bearer <token>`; compared in constant time.
+    #[must_use]
+    pub fn with_bearer_token(handle: SchedulerHandle, token: impl AsRef<str>) -> Self {
+        Self::new(handle, Auth::Bearer(token.as_ref().as_bytes().into()))
+    }
+
+    /// `authorize` decides from the request's method, path and headers.
+    #[must_use]
+    pub fn with_authorizer(
+        handle: SchedulerHandle,
+        authorize: impl Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(handle, Auth::Callback(Arc::new(authorize)))
+    }
+
+    /// No authorization at all: only for an API that nothing untrusted can reach.
+    #[must_use]
+    pub fn without_auth(handle: SchedulerHandle) -> Self {
+        Self::new(handle, Auth::None)
+    }
+
+    /// Mounts the routes under `prefix` instead of `/scheduler`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        let trimmed = prefix.trim_end_matches('/');
+        self.prefix = if trimmed.starts_with('/') {
+            trimmed.into()
+        } else {
+            format!("/{trimmed}").into()
+        };
+        self
+    }
+
+    /// Serves GET requests only; every other method is answered 403.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The largest request body accepted (default 64 KiB); adapters answer
+    /// [`payload_too_large`](Self::payload_too_large) beyond it.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The prefix the routes are under.
+    #[must_use]
+    pub fn mount_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The largest request body accepted.
+    #[must_use]
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// The scheduler served.
+    #[must_use]
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.handle
+    }
+
+    /// Whether `path` is one this API answers (the prefix or below it).
+    #[must_use]
+    pub fn matches(&self, path: &str) -> bool {
+        self.relative(path).is_some()
+    }
+
+    fn relative<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(&*self.prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// The 413 answer for a body over [`body_limit`](Self::body_limit).
+    #[must_use]
+    pub fn payload_too_large(&self) -> Response<Bytes> {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than the limit of {} bytes",
+                self.body_limit
+            ),
+        )
+    }
+
+    /// Answers one request. Its path is the full path (prefix included).
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = request.into_parts();
+        let Some(path) = self.relative(parts.uri.path()) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                &format!("no route for {}", parts.uri.path()),
+            );
+        };
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let route = match Route::find(&segments) {
+            Some(route) => route,
+            None => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    &format!("no route for {}", parts.uri.path()),
+                );
+            }
+        };
+        if !route.allows(&parts.method) {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "{} is not allowed on {}; allowed: {}",
+                    parts.method,
+                    parts.uri.path(),
+                    route.allow()
+                ),
+            );
+            if let Ok(allow) = HeaderValue::from_str(route.allow()) {
+                response.headers_mut().insert(ALLOW, allow);
+            }
+            return response;
+        }
+        if !self.authorized(&parts) {
+            let mut response =
+                error_response(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"apsched\""),
+            );
+            return response;
+        }
+        if self.read_only && parts.method != Method::GET {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "this scheduler API is read-only: only GET is served",
+            );
+        }
+        if body.len() > self.body_limit {
+            return self.payload_too_large();
+        }
+        let json = if body.is_empty() {
+            None
+        } else if !is_json(&parts) {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the request body must be JSON, sent with Content-Type: application/json",
+            );
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("malformed JSON: {e}"),
+                    );
+                }
+            }
+        };
+        match self.serve(&parts.method, route, json).await {
+            Ok((status, body)) => json_response(status, body),
+            Err(error) => from_error(&error),
+        }
+    }
+
+    fn authorized(&self, parts: &http::request::Parts) -> bool {
+        match &self.auth {
+            Auth::None => true,
+            Auth::Callback(authorize) => authorize(parts),
+            Auth::Bearer(expected) => parts
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), expected)),
+        }
+    }
+
+    async fn serve(
+        &self,
+        method: &Method,
+        route: Route<'_>,
+        body: Option<Value>,
+    ) -> crate::Result<(StatusCode, Option<Value>)> {
+        let handle = &self.handle;
+        let ok = |value: Value| Ok((StatusCode::OK, Some(value)));
+        let done = || Ok((StatusCode::NO_CONTENT, None));
+        match (route, method) {
+            (Route::Info, _) => ok(model::scheduler_info(handle)),
+            (Route::Scheduler(Action::Pause), _) => handle.pause_all().await.and_then(|()| done()),
+            (Route::Scheduler(Action::Resume), _) => {
+                handle.resume_all().await.and_then(|()| done())
+            }
+            (Route::Scheduler(Action::Start), _) => handle.start().await.and_then(|()| done()),
+            (Route::Scheduler(Action::Shutdown), _) => {
+                let deadline = shutdown_deadline(body.as_ref())?;
+                handle.shutdown(deadline).await.and_then(|_| done())
+            }
+            (Route::Scheduler(Action::Run), _) => {
+                Err(Error::InvalidJob("no such route".to_owned()))
+            }
+            (Route::Jobs, &Method::GET) => {
+                let jobs = handle.list().await?;
+                ok(Value::Array(jobs.iter().map(job_json).collect()))
+            }
+            (Route::Jobs, _) => {
+                let body = body.ok_or_else(|| {
+                    Error::InvalidJob("the request body must be a job as a JSON object".to_owned())
+                })?;
+                let request = JobRequest::from_value(body, handle.timezone(), handle.now())?;
+                let added = handle.add(request.into_new_schedule()).await?;
+                Ok((StatusCode::CREATED, Some(job_json(&added))))
+            }
+            (Route::Job(id), &Method::GET) => {
+                let job = handle
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+                ok(job_json(&job))
+            }
+            (Route::Job(id), &Method::DELETE) => handle.remove(id).await.and_then(|()| done()),
+            (Route::Job(id), _) => {
+                let body = body.ok_or_else(|| {
+                    Error::InvalidJob(
+                        "the request body must be the changes as a JSON object".to_owned(),
+                    )
+                })?;
+                let JobChanges { changes, trigger } =
+                    JobChanges::from_value(body, handle.timezone(), handle.now())?;
+                // Checked before anything changes, so a bad trigger leaves the options alone.
+                handle
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+                if let Some(trigger) = &trigger {
+                    model::check_fires(trigger, handle.now())?;
+                }
+                let mut job = handle.modify(id, changes).await?;
+                if let Some(trigger) = trigger {
+                    job = handle.reschedule(id, trigger).await?;
+                }
+                ok(job_json(&job))
+            }
+            (Route::JobAction(id, Action::Pause), _) => ok(job_json(&handle.pause(id).await?)),
+            (Route::JobAction(id, Action::Resume), _) => ok(job_json(&handle.resume(id).await?)),
+            (Route::JobAction(id, Action::Run), _) => {
+                handle.run_now(id).await?;
+                let job = handle
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+                Ok((StatusCode::ACCEPTED, Some(job_json(&job))))
+            }
+            (Route::JobAction(_, Action::Start | Action::Shutdown), _) => {
+                Err(Error::InvalidJob("no such route".to_owned()))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Pause,
+    Resume,
+    Start,
+    Shutdown,
+    Run,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Route<'a> {
+    Info,
+    Scheduler(Action),
+    Jobs,
+    Job(&'a str),
+    JobAction(&'a str, Action),
+}
+
+impl<'a> Route<'a> {
+    fn find(segments: &[&'a str]) -> Option<Self> {
+        Some(match *segments {
+            [] => Self::Info,
+            ["pause"] => Self::Scheduler(Action::Pause),
+            ["resume"] => Self::Scheduler(Action::Resume),
+            ["start"] => Self::Scheduler(Action::Start),
+            ["shutdown"] => Self::Scheduler(Action::Shutdown),
+            ["jobs"] => Self::Jobs,
+            ["jobs", id] => Self::Job(id),
+            ["jobs", id, "pause"] => Self::JobAction(id, Action::Pause),
+            ["jobs", id, "resume"] => Self::JobAction(id, Action::Resume),
+            ["jobs", id, "run"] => Self::JobAction(id, Action::Run),
+            _ => return None,
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Self::Info => "GET",
+            Self::Scheduler(_) | Self::JobAction(..) => "POST",
+            Self::Jobs => "GET, POST",
+            Self::Job(_) => "GET, PATCH, DELETE",
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
+    }
+}
+
+fn shutdown_deadline(body: Option<&Value>) -> crate::Result<Duration> {
+    let Some(body) = body else {
+        return Ok(DEFAULT_SHUTDOWN_DEADLINE);
+    };
+    if body.get("wait") == Some(&Value::Bool(false)) {
+        return Ok(Duration::ZERO);
+    }
+    match body.get("deadline_seconds") {
+        None => Ok(DEFAULT_SHUTDOWN_DEADLINE),
+        Some(value) => value
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::InvalidJob(format!(
+                    "\"deadline_seconds\" must be a non-negative number, got {value}"
+                ))
+            }),
+    }
+}
+
+fn is_json(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+/// Equal-length comparison that looks at every byte, so the time taken says nothing about
+/// where the first difference is.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for (i, &byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(i).copied().unwrap_or(0);
+    }
+    difference == 0
+}
+
+fn percent_decode(segment: &str) -> String {
+    fn hex(byte: u8) -> Option<u8> {
+        char::from(byte)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(high * 16 + low);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+}
+
+/// The status an error is answered with.
+#[must_use]
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
+        Error::ConflictingId(_)
+        | Error::MaxInstancesReached { .. }
+        | Error::AlreadyRunning
+        | Error::NotStarted => StatusCode::CONFLICT,
+        Error::SchedulerStopped => StatusCode::SERVICE_UNAVAILABLE,
+        error if error.is_invalid_input() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn from_error(error: &Error) -> Response<Bytes> {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    error_response(status_of(error), &message)
+}
+
+/// An error answer: `{"error_message": ...}`.
+#[must_use]
+pub fn error_response(status: StatusCode, message: &str) -> Response<Bytes> {
+    json_response(status, Some(json!({ "error_message": message })))
+}
+
+fn json_response(status: StatusCode, body: Option<Value>) -> Response<Bytes> {
+    let mut response = Response::new(body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())));
+    *response.status_mut() = status;
+    if !response.body().is_empty() {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"tokem", b"token"));
+        assert!(!constant_time_eq(b"tok", b"token"));
+        assert!(!constant_time_eq(b"token-and-more", b"token"));
+        assert!(!constant_time_eq(b"", b"token"));
+    }
+
+    #[test]
+    fn ids_in_paths_are_percent_decoded() {
+        assert_eq!(percent_decode("nightly%20report"), "nightly report");
+        assert_eq!(percent_decode("a%2Fb"), "a/b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,851 @@
+//! The REST API, written once and run against an axum app and a warp app: every route, status,
+//! JSON shape, auth case and error case. What one adapter can do, the other can.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apsched::api::Api;
+use apsched::{JobContext, Scheduler, SchedulerHandle};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use warp::Filter;
+
+// ===== the two apps =====
+
+#[derive(Clone, Copy, Debug)]
+enum Framework {
+    Axum,
+    Warp,
+}
+
+type Responder = Arc<
+    dyn Fn(Request<Bytes>) -> Pin<Box<dyn Future<Output = Response<Bytes>> + Send>> + Send + Sync,
+>;
+
+fn app(framework: Framework, api: Api) -> Responder {
+    match framework {
+        Framework::Axum => {
+            let router: axum::Router = apsched::axum::api_routes(api);
+            Arc::new(move |request: Request<Bytes>| {
+                let router = router.clone();
+                Box::pin(async move {
+                    use http_body_util::BodyExt;
+                    use tower::ServiceExt;
+                    let response = router
+                        .oneshot(request.map(axum::body::Body::from))
+                        .await
+                        .unwrap();
+                    let (parts, body) = response.into_parts();
+                    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+                })
+            })
+        }
+        Framework::Warp => {
+            let filter = apsched::warp::api_routes(api)
+                .map(|reply| Box::new(reply) as Box<dyn warp::Reply>)
+                .boxed();
+            Arc::new(move |request: Request<Bytes>| {
+                let filter = filter.clone();
+                Box::pin(async move {
+                    let mut builder = warp::test::request()
+                        .method(request.method().as_str())
+                        .path(&request.uri().to_string());
+                    for (name, value) in request.headers() {
+                        builder = builder.header(name, value);
+                    }
+                    builder.body(request.into_body()).reply(&filter).await
+                })
+            })
+        }
+    }
+}
+
+/// A client of one app, with a bearer token or none.
+struct Client {
+    app: Responder,
+    token: Option<&'static str>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error(&self) -> String {
+        let json = self.json();
+        assert_eq!(self.headers["content-type"], "application/json");
+        json["error_message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error_message in {json}"))
+            .to_owned()
+    }
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = (self.app)(request.body(body).unwrap()).await;
+        let (parts, body) = response.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, Bytes::new()).await
+    }
+
+    async fn post(&self, path: &str) -> Reply {
+        self.send(Method::POST, path, None, Bytes::new()).await
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> Reply {
+        self.send(
+            Method::POST,
+            path,
+            Some("application/json"),
+            Bytes::from(body.to_string()),
+        )
+        .await
+    }
+
+    async fn patch_json(&self, path: &str, body: Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            path,
+            Some("application/json"),
+            Bytes::from(body.to_string()),
+        )
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, Bytes::new()).await
+    }
+}
+
+/// A started scheduler with jobs "record" (counts runs) and "gate" (runs until released).
+struct Fixture {
+    scheduler: SchedulerHandle,
+    runs: Arc<Mutex<Vec<String>>>,
+    gate: Arc<Notify>,
+    gate_entered: Arc<Notify>,
+}
+
+async fn fixture() -> Fixture {
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(Notify::new());
+    let gate_entered = Arc::new(Notify::new());
+    let (r, g, e) = (
+        Arc::clone(&runs),
+        Arc::clone(&gate),
+        Arc::clone(&gate_entered),
+    );
+    let scheduler = Scheduler::builder()
+        .job("record", move |ctx: JobContext| {
+            let r = Arc::clone(&r);
+            async move { r.lock().unwrap().push(ctx.schedule_id().to_owned()) }
+        })
+        .job("gate", move |_ctx: JobContext| {
+            let (g, e) = (Arc::clone(&g), Arc::clone(&e));
+            async move {
+                e.notify_one();
+                g.notified().await;
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    Fixture {
+        scheduler,
+        runs,
+        gate,
+        gate_entered,
+    }
+}
+
+const TOKEN: &str = "s3cret-token";
+
+fn client(framework: Framework, api: Api) -> Client {
+    Client {
+        app: app(framework, api),
+        token: Some(TOKEN),
+    }
+}
+
+macro_rules! parity {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn axum() {
+                    super::$name(super::Framework::Axum).await;
+                }
+                #[tokio::test]
+                async fn warp() {
+                    super::$name(super::Framework::Warp).await;
+                }
+            }
+        )*
+    };
+}
+
+parity!(
+    scheduler_info,
+    scheduler_pause_resume_start_shutdown,
+    add_list_get_patch_delete,
+    job_json_round_trips_time_zone_and_jitter,
+    flask_fields_and_nested_triggers,
+    pause_and_resume_a_job,
+    run_queues_and_answers_202_before_the_job_ends,
+    malformed_and_unsupported_bodies,
+    unknown_names_ids_routes_and_methods,
+    conflicts_and_failed_changes_change_nothing,
+    body_limit,
+    bearer_token_auth,
+    callback_auth_read_only_and_no_auth,
+    custom_prefix,
+);
+
+// ===== the cases =====
+
+async fn scheduler_info(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let reply = c.get("/scheduler").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let info = reply.json();
+    assert_eq!(info["running"], true);
+    assert_eq!(info["state"], "running");
+    assert!(info["current_host"].is_string());
+    assert_eq!(info["allowed_hosts"], json!(["*"]));
+    assert_eq!(info["timezone"], "UTC");
+    assert_eq!(info["registered_jobs"], json!(["gate", "record"]));
+}
+
+async fn scheduler_pause_resume_start_shutdown(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let reply = c.post("/scheduler/pause").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(reply.body.is_empty());
+    assert_eq!(c.get("/scheduler").await.json()["state"], "paused");
+    assert_eq!(
+        c.post("/scheduler/resume").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.get("/scheduler").await.json()["running"], true);
+    let again = c.post("/scheduler/start").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.error(), "the scheduler is already running");
+    let reply = c
+        .post_json("/scheduler/shutdown", json!({"wait": false}))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.get("/scheduler").await.json()["state"], "stopped");
+    let gone = c.get("/scheduler/jobs").await;
+    assert_eq!(gone.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(gone.error(), "the scheduler has been shut down");
+    assert_eq!(
+        c.post("/scheduler/start").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+async fn add_list_get_patch_delete(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let created = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "job1", "func": "record", "args": [1, 2], "trigger": "interval", "seconds": 30}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let job = created.json();
+    assert_eq!(job["id"], "job1");
+    assert_eq!(job["name"], "job1");
+    assert_eq!(job["func"], "record");
+    assert_eq!(job["args"], json!([1, 2]));
+    assert_eq!(job["kwargs"], json!({}));
+    assert_eq!(job["trigger"], "interval");
+    assert_eq!(job["seconds"], 30);
+    assert!(
+        job["start_date"].is_string(),
+        "the anchored grid is shown: {job}"
+    );
+    assert!(job["next_run_time"].is_string());
+    assert_eq!(job["misfire_grace_time"], 60.0);
+    assert_eq!(
+        (
+            job["coalesce"].clone(),
+            job["max_instances"].clone(),
+            job["paused"].clone()
+        ),
+        (json!(true), json!(1), json!(false))
+    );
+
+    let list = c.get("/scheduler/jobs").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.json(), json!([job.clone()]));
+    assert_eq!(c.get("/scheduler/jobs/job1").await.json(), job);
+
+    let patched = c
+        .patch_json("/scheduler/jobs/job1", json!({"name": "Update DB", "max_instances": 2, "trigger": "cron", "expr": "0 * * * *"}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let patched = patched.json();
+    assert_eq!(
+        (patched["name"].clone(), patched["max_instances"].clone()),
+        (json!("Update DB"), json!(2))
+    );
+    assert_eq!(
+        (patched["trigger"].clone(), patched["expr"].clone()),
+        (json!("cron"), json!("0 * * * *"))
+    );
+    assert!(
+        patched["next_run_time"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00:00Z"),
+        "{patched}"
+    );
+
+    let deleted = c.delete("/scheduler/jobs/job1").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.body.is_empty());
+    let missing = c.get("/scheduler/jobs/job1").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.error(), "no schedule with id \"job1\"");
+    assert_eq!(c.get("/scheduler/jobs").await.json(), json!([]));
+}
+
+async fn job_json_round_trips_time_zone_and_jitter(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let first = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "berlin", "func": "record", "trigger": "cron", "expr": "30 9 * * mon-fri",
+                   "timezone": "Europe/Berlin", "jitter": 2.5, "coalesce": false, "misfire_grace_time": null}),
+        )
+        .await
+        .json();
+    assert_eq!(first["timezone"], "Europe/Berlin");
+    assert_eq!(first["jitter"], 2.5);
+    assert_eq!(first["coalesce"], false);
+    assert_eq!(first["misfire_grace_time"], Value::Null);
+    // What GET shows can be posted back: the same schedule under another id.
+    let mut copy = first.clone();
+    copy["id"] = json!("berlin-2");
+    copy["name"] = json!("berlin-2");
+    let second = c.post_json("/scheduler/jobs", copy).await;
+    assert_eq!(
+        second.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    let mut second = second.json();
+    second["id"] = json!("berlin");
+    second["name"] = json!("berlin");
+    assert_eq!(second, first);
+}
+
+async fn flask_fields_and_nested_triggers(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let flask = c
+        .post_json("/scheduler/jobs", json!({"id": "weekdays", "func": "record", "trigger": "cron", "minute": "*/5", "day_of_week": "mon-fri"}))
+        .await;
+    assert_eq!(flask.status, StatusCode::CREATED);
+    assert_eq!(flask.json()["expr"], "0 */5 * * * MON,TUE,WED,THU,FRI");
+    let nested = c
+        .post_json("/scheduler/jobs", json!({"id": "nested", "job": "record", "trigger": {"trigger": "interval", "minutes": 5}, "next_run_time": null}))
+        .await;
+    assert_eq!(nested.status, StatusCode::CREATED);
+    let nested = nested.json();
+    assert_eq!(
+        (
+            nested["minutes"].clone(),
+            nested["paused"].clone(),
+            nested["next_run_time"].clone()
+        ),
+        (json!(5), json!(true), Value::Null)
+    );
+    // No trigger: once, now (APScheduler's default). It runs at once and is then done.
+    let once = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "once", "func": "record", "kwargs": {"to": "ops"}}),
+        )
+        .await;
+    assert_eq!(once.status, StatusCode::CREATED);
+    assert_eq!(once.json()["args"], json!({"to": "ops"}));
+    wait_for(|| f.runs.lock().unwrap().contains(&"once".to_owned())).await;
+}
+
+async fn pause_and_resume_a_job(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    c.post_json(
+        "/scheduler/jobs",
+        json!({"id": "p", "func": "record", "trigger": "interval", "hours": 1}),
+    )
+    .await;
+    let paused = c.post("/scheduler/jobs/p/pause").await;
+    assert_eq!(paused.status, StatusCode::OK);
+    assert_eq!(
+        (
+            paused.json()["paused"].clone(),
+            paused.json()["next_run_time"].clone()
+        ),
+        (json!(true), Value::Null)
+    );
+    let resumed = c.post("/scheduler/jobs/p/resume").await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert_eq!(resumed.json()["paused"], false);
+    assert!(resumed.json()["next_run_time"].is_string());
+    assert_eq!(
+        c.post("/scheduler/jobs/nope/pause").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn run_queues_and_answers_202_before_the_job_ends(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    c.post_json(
+        "/scheduler/jobs",
+        json!({"id": "g", "func": "gate", "trigger": "interval", "hours": 1}),
+    )
+    .await;
+    let entered = f.gate_entered.notified();
+    let reply = c.post("/scheduler/jobs/g/run").await;
+    // Answered while the job is still waiting at its gate: it runs on the scheduler.
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.json()["id"], "g");
+    tokio::time::timeout(Duration::from_secs(10), entered)
+        .await
+        .expect("the run started");
+    let busy = c.post("/scheduler/jobs/g/run").await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(
+        busy.error(),
+        "schedule \"g\" is already running 1 time(s), its max_instances"
+    );
+    f.gate.notify_one();
+}
+
+async fn malformed_and_unsupported_bodies(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let malformed = c
+        .send(
+            Method::POST,
+            "/scheduler/jobs",
+            Some("application/json"),
+            Bytes::from_static(b"{\"id\": "),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        malformed.error().starts_with("malformed JSON: "),
+        "{}",
+        malformed.error()
+    );
+    let form = c
+        .send(
+            Method::POST,
+            "/scheduler/jobs",
+            Some("application/x-www-form-urlencoded"),
+            Bytes::from_static(b"id=x"),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        form.error(),
+        "the request body must be JSON, sent with Content-Type: application/json"
+    );
+    let untyped = c
+        .send(
+            Method::POST,
+            "/scheduler/jobs",
+            None,
+            Bytes::from_static(b"{}"),
+        )
+        .await;
+    assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let empty = c.post("/scheduler/jobs").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        empty.error(),
+        "invalid job definition: the request body must be a job as a JSON object"
+    );
+    let not_object = c.post_json("/scheduler/jobs", json!([1])).await;
+    assert_eq!(
+        not_object.error(),
+        "invalid job definition: a job must be a JSON object, got an array"
+    );
+    let bad_cron = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "c", "func": "record", "trigger": "cron", "expr": "61 * * * *"}),
+        )
+        .await;
+    assert_eq!(bad_cron.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad_cron.error(),
+        "minute field: 61 is outside 0-59 in \"61 * * * *\""
+    );
+    let zero = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "z", "func": "record", "trigger": "interval", "seconds": 0}),
+        )
+        .await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+    assert!(
+        zero.error()
+            .starts_with("invalid interval: the period is zero"),
+        "{}",
+        zero.error()
+    );
+    let typo = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "t", "func": "record", "trigger": "interval", "secs": 5}),
+        )
+        .await;
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST);
+    assert!(
+        typo.error().contains("unknown field \"secs\""),
+        "{}",
+        typo.error()
+    );
+    let grace = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "g", "func": "record", "misfire_grace_time": -1}),
+        )
+        .await;
+    assert_eq!(
+        grace.error(),
+        "invalid schedule option misfire_grace_time: must be a positive number of seconds or null, got -1"
+    );
+    assert_eq!(
+        c.get("/scheduler/jobs").await.json(),
+        json!([]),
+        "nothing was added"
+    );
+}
+
+async fn unknown_names_ids_routes_and_methods(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let unknown_job = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "u", "func": "jobs:job1", "trigger": "interval", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(unknown_job.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unknown_job.error(),
+        "no job named \"jobs:job1\" is registered on the scheduler"
+    );
+    let no_func = c.post_json("/scheduler/jobs", json!({"id": "u"})).await;
+    assert_eq!(
+        no_func.error(),
+        "invalid job definition: missing \"func\": the name of a job registered on the scheduler"
+    );
+    for (method, path) in [
+        (Method::GET, "/scheduler/jobs/ghost"),
+        (Method::PATCH, "/scheduler/jobs/ghost"),
+        (Method::DELETE, "/scheduler/jobs/ghost"),
+        (Method::POST, "/scheduler/jobs/ghost/pause"),
+        (Method::POST, "/scheduler/jobs/ghost/resume"),
+        (Method::POST, "/scheduler/jobs/ghost/run"),
+    ] {
+        let body = if method == Method::PATCH {
+            Bytes::from_static(b"{\"name\": \"x\"}")
+        } else {
+            Bytes::new()
+        };
+        let reply = c
+            .send(method.clone(), path, Some("application/json"), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(reply.error(), "no schedule with id \"ghost\"");
+    }
+    let route = c.get("/scheduler/nothing/here").await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+    assert_eq!(route.error(), "no route for /scheduler/nothing/here");
+    let method = c
+        .send(
+            Method::PUT,
+            "/scheduler/jobs",
+            Some("application/json"),
+            Bytes::from_static(b"{}"),
+        )
+        .await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(method.headers["allow"], "GET, POST");
+    assert_eq!(
+        method.error(),
+        "PUT is not allowed on /scheduler/jobs; allowed: GET, POST"
+    );
+    // Ids with spaces and slashes travel percent-encoded.
+    c.post_json(
+        "/scheduler/jobs",
+        json!({"id": "nightly report/eu", "func": "record", "trigger": "interval", "hours": 1}),
+    )
+    .await;
+    assert_eq!(
+        c.get("/scheduler/jobs/nightly%20report%2Feu").await.json()["id"],
+        "nightly report/eu"
+    );
+}
+
+async fn conflicts_and_failed_changes_change_nothing(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let original = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "dup", "func": "record", "trigger": "interval", "seconds": 30}),
+        )
+        .await
+        .json();
+    let conflict = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "dup", "func": "record", "trigger": "interval", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(
+        conflict.error(),
+        "a schedule with id \"dup\" already exists"
+    );
+    assert_eq!(c.get("/scheduler/jobs/dup").await.json(), original);
+    // A PATCH whose trigger never fires changes neither the trigger nor the options.
+    let never = c
+        .patch_json(
+            "/scheduler/jobs/dup",
+            json!({"name": "x", "trigger": "cron", "expr": "0 0 30 2 *"}),
+        )
+        .await;
+    assert_eq!(never.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.get("/scheduler/jobs/dup").await.json(), original);
+    let bad = c
+        .patch_json(
+            "/scheduler/jobs/dup",
+            json!({"max_instances": 0, "seconds": 10, "trigger": "interval"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.error(),
+        "invalid schedule option max_instances: must be a whole number of at least 1, got 0"
+    );
+    assert_eq!(c.get("/scheduler/jobs/dup").await.json(), original);
+    let id_change = c
+        .patch_json("/scheduler/jobs/dup", json!({"id": "other"}))
+        .await;
+    assert_eq!(
+        id_change.error(),
+        "invalid job definition: \"id\" cannot be changed with PATCH (an id cannot change)"
+    );
+    // With replace_existing the new definition wins.
+    let replaced = c
+        .post_json("/scheduler/jobs", json!({"id": "dup", "func": "record", "trigger": "interval", "seconds": 5, "replace_existing": true}))
+        .await;
+    assert_eq!(replaced.status, StatusCode::CREATED);
+    assert_eq!(replaced.json()["seconds"], 5);
+}
+
+async fn body_limit(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let big = json!({"id": "big", "func": "record", "args": "x".repeat(70 * 1024)});
+    let reply = c.post_json("/scheduler/jobs", big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        reply.error(),
+        "the request body is larger than the limit of 65536 bytes"
+    );
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN).with_body_limit(100),
+    );
+    let small = json!({"id": "small", "func": "record", "args": "x".repeat(200)});
+    assert_eq!(
+        c.post_json("/scheduler/jobs", small).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(c.get("/scheduler/jobs").await.json(), json!([]));
+}
+
+async fn bearer_token_auth(framework: Framework) {
+    let f = fixture().await;
+    let api = Api::with_bearer_token(f.scheduler.clone(), TOKEN);
+    for token in [None, Some("wrong"), Some("s3cret-token-and-more")] {
+        let c = Client {
+            app: app(framework, api.clone()),
+            token,
+        };
+        for (method, path) in [
+            (Method::GET, "/scheduler"),
+            (Method::GET, "/scheduler/jobs"),
+            (Method::POST, "/scheduler/pause"),
+        ] {
+            let reply = c.send(method.clone(), path, None, Bytes::new()).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{token:?} {method} {path}"
+            );
+            assert_eq!(
+                reply.headers["www-authenticate"],
+                "Bearer realm=\"apsched\""
+            );
+            assert_eq!(reply.error(), "missing or wrong credentials");
+        }
+    }
+    assert_eq!(
+        f.scheduler.state(),
+        apsched::SchedulerState::Running,
+        "nothing was paused"
+    );
+    let c = client(framework, api);
+    assert_eq!(c.get("/scheduler").await.status, StatusCode::OK);
+}
+
+async fn callback_auth_read_only_and_no_auth(framework: Framework) {
+    let f = fixture().await;
+    let api = Api::with_authorizer(f.scheduler.clone(), |parts| {
+        parts.headers.get("x-role").is_some_and(|r| r == "ops")
+    });
+    let c = Client {
+        app: app(framework, api.clone()),
+        token: None,
+    };
+    assert_eq!(c.get("/scheduler").await.status, StatusCode::UNAUTHORIZED);
+    let reply = (c.app)(
+        Request::get("/scheduler")
+            .header("x-role", "ops")
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status(), StatusCode::OK);
+
+    let read_only = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN).read_only(true),
+    );
+    assert_eq!(
+        read_only.get("/scheduler/jobs").await.status,
+        StatusCode::OK
+    );
+    let refused = read_only
+        .post_json("/scheduler/jobs", json!({"id": "r", "func": "record"}))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.error(),
+        "this scheduler API is read-only: only GET is served"
+    );
+    assert_eq!(
+        read_only.delete("/scheduler/jobs/r").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let open = Client {
+        app: app(framework, Api::without_auth(f.scheduler.clone())),
+        token: None,
+    };
+    assert_eq!(open.get("/scheduler").await.status, StatusCode::OK);
+}
+
+async fn custom_prefix(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN).prefix("/admin/cron/"),
+    );
+    assert_eq!(c.get("/admin/cron").await.status, StatusCode::OK);
+    assert_eq!(c.get("/admin/cron/jobs").await.json(), json!([]));
+    let outside = c.get("/scheduler").await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 5 s");
+}
