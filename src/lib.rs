@@ -1,15 +1,48 @@
-#![doc = include_str!("../README.md")]
+//! apsched: interval, cron and date schedules for Rust web services. What APScheduler and
+//! Flask-APScheduler are to Flask, for axum and warp (and any tokio program).
 //!
-//! # This crate
-//!
-//! `apsched` re-exports [`scheduler_core`] (the scheduler, its triggers, jobs, stores and
-//! events) and, behind features, the web adapters.
+//! This crate re-exports [`scheduler_core`] (the scheduler, its triggers, jobs, stores and
+//! events) and, behind features, the web adapters:
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `axum` | [`axum`]: serve with graceful shutdown, state, the REST API as a router |
-//! | `warp` | [`warp`]: serve with graceful shutdown, filters, the REST API as a filter |
-//! | `api` | [`api`]: the REST API's model, for another framework |
+//! | `axum` | `apsched::axum`: serve with graceful shutdown, state, the REST API as a router |
+//! | `warp` | `apsched::warp`: serve with graceful shutdown, filters, the REST API as a filter |
+//! | `api` | `apsched::api`: the REST API's model, for another framework |
+//!
+//! # Example
+//!
+//! A job every 30 seconds, the first run at once; the scheduler runs on tokio beside whatever
+//! else the program does.
+//!
+//! ```
+//! use std::time::Duration;
+//! use apsched::trigger::IntervalTrigger;
+//! use apsched::{FirstRun, JobContext, NewSchedule, Scheduler};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scheduler = Scheduler::builder()
+//!     .job("update_db", |ctx: JobContext| async move {
+//!         println!("Data updated at {}", ctx.nominal_fire_time());
+//!     })
+//!     .build()
+//!     .start()
+//!     .await?;
+//! let schedule = scheduler
+//!     .add(
+//!         NewSchedule::for_job("update_db", IntervalTrigger::every(Duration::from_secs(30))?)
+//!             .id("update-db")
+//!             .first_run(FirstRun::Now),
+//!     )
+//!     .await?;
+//! assert!(schedule.next_run_time().is_some_and(|t| t <= scheduler.now()), "due at once");
+//! scheduler.shutdown(Duration::from_secs(10)).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The README has the quick start (`examples/quickstart.rs`), the web adapters and the demo.
 
 pub use scheduler_core::*;
 

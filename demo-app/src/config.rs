@@ -1,0 +1,285 @@
+//! Configuration from the environment; a bad value is one clear line and a non-zero exit.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The framework that serves the web pages and the scheduler API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framework {
+    /// axum 0.8.
+    Axum,
+    /// warp 0.4.
+    Warp,
+}
+
+impl fmt::Display for Framework {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Axum => "axum",
+            Self::Warp => "warp",
+        })
+    }
+}
+
+/// The demo's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// `HOST` (default 127.0.0.1).
+    pub host: String,
+    /// `PORT` (default 5000).
+    pub port: u16,
+    /// `DATABASE_URL` (default `sqlite://demo.db`, created if missing).
+    pub database_url: String,
+    /// `UPDATE_INTERVAL_SECS` (default 30).
+    pub update_interval: Duration,
+    /// `SCHEDULER_API_TOKEN`: with it the API at /scheduler requires `Authorization: Bearer
+    /// <token>`; without it the API is read-only.
+    pub api_token: Option<String>,
+    /// `DEMO_FRAMEWORK` when both frameworks are compiled in (default axum).
+    pub framework: Framework,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database_url", &redact(&self.database_url))
+            .field("update_interval", &self.update_interval)
+            .field("api_token", &self.api_token.as_ref().map(|_| "(set)"))
+            .field("framework", &self.framework)
+            .finish()
+    }
+}
+
+/// A variable with a value the demo cannot use.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.variable, self.value, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the environment.
+    ///
+    /// # Errors
+    ///
+    /// The first variable with a value that cannot be used, and why.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    ///
+    /// The first variable with a value that cannot be used, and why.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let error = |variable, value: &str, reason: &str| ConfigError {
+            variable,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let host = lookup("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+        if host.trim().is_empty() {
+            return Err(error("HOST", &host, "must not be empty"));
+        }
+        let port = match lookup("PORT") {
+            None => 5000,
+            Some(value) => value
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| error("PORT", &value, "not a port number (1-65535)"))?,
+        };
+        let database_url = match lookup("DATABASE_URL") {
+            None => "sqlite://demo.db".to_owned(),
+            Some(value) if value.trim().is_empty() => {
+                return Err(error("DATABASE_URL", &value, "must not be empty"));
+            }
+            Some(value) => {
+                let known = [
+                    "sqlite:",
+                    "postgres://",
+                    "postgresql://",
+                    "mysql://",
+                    "mariadb://",
+                ];
+                if !known.iter().any(|scheme| value.starts_with(scheme)) {
+                    return Err(error(
+                        "DATABASE_URL",
+                        &redact(&value),
+                        "expected a sqlite://, postgres:// or mysql:// URL",
+                    ));
+                }
+                value
+            }
+        };
+        let update_interval = match lookup("UPDATE_INTERVAL_SECS") {
+            None => Duration::from_secs(30),
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=366 * 24 * 3600).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    error(
+                        "UPDATE_INTERVAL_SECS",
+                        &value,
+                        "must be a whole number of seconds, from 1 to a year",
+                    )
+                })?,
+        };
+        let api_token = lookup("SCHEDULER_API_TOKEN").filter(|t| !t.is_empty());
+        let framework = match lookup("DEMO_FRAMEWORK").as_deref().map(str::trim) {
+            None | Some("") => default_framework(),
+            Some("axum") if cfg!(feature = "axum") => Framework::Axum,
+            Some("warp") if cfg!(feature = "warp") => Framework::Warp,
+            Some(other @ ("axum" | "warp")) => {
+                return Err(error(
+                    "DEMO_FRAMEWORK",
+                    other,
+                    &format!("this build has no {other}; build it with `--features {other}`"),
+                ));
+            }
+            Some(other) => return Err(error("DEMO_FRAMEWORK", other, "expected axum or warp")),
+        };
+        Ok(Self {
+            host,
+            port,
+            database_url,
+            update_interval,
+            api_token,
+            framework,
+        })
+    }
+
+    /// The settings as one line, for the log at start; the token and any database password
+    /// are not shown.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        format!(
+            "framework={} HOST={} PORT={} DATABASE_URL={} UPDATE_INTERVAL_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
+            self.framework,
+            self.host,
+            self.port,
+            redact(&self.database_url),
+            self.update_interval.as_secs(),
+            if self.api_token.is_some() {
+                "(set)"
+            } else {
+                "(unset: the scheduler API is read-only)"
+            },
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "(unset: info)".to_owned()),
+        )
+    }
+}
+
+const fn default_framework() -> Framework {
+    if cfg!(feature = "axum") {
+        Framework::Axum
+    } else {
+        Framework::Warp
+    }
+}
+
+/// A database URL with its password replaced by `***`.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.database_url.as_str()),
+            ("127.0.0.1", 5000, "sqlite://demo.db")
+        );
+        assert_eq!(c.update_interval, Duration::from_secs(30));
+        assert_eq!(c.api_token, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            (("PORT", "abc"), "PORT=\"abc\": not a port number (1-65535)"),
+            (("PORT", "0"), "PORT=\"0\": not a port number (1-65535)"),
+            (
+                ("UPDATE_INTERVAL_SECS", "0"),
+                "UPDATE_INTERVAL_SECS=\"0\": must be a whole number of seconds, from 1 to a year",
+            ),
+            (
+                ("UPDATE_INTERVAL_SECS", "1.5"),
+                "UPDATE_INTERVAL_SECS=\"1.5\": must be a whole number of seconds, from 1 to a year",
+            ),
+            (
+                ("DATABASE_URL", "oracle://x"),
+                "DATABASE_URL=\"oracle://x\": expected a sqlite://, postgres:// or mysql:// URL",
+            ),
+            (
+                ("DEMO_FRAMEWORK", "rocket"),
+                "DEMO_FRAMEWORK=\"rocket\": expected axum or warp",
+            ),
+        ];
+        for ((name, value), message) in cases {
+            assert_eq!(
+                config(&[(name, value)]).err().map(|e| e.to_string()),
+                Some(message.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://app:hunter2@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact("sqlite://demo.db"), "sqlite://demo.db");
+        let c = config(&[
+            ("DATABASE_URL", "mysql://root:pw@localhost/test"),
+            ("SCHEDULER_API_TOKEN", "t"),
+        ])
+        .unwrap();
+        let summary = c.summary();
+        assert!(
+            summary.contains("mysql://root:***@localhost/test") && !summary.contains("pw@"),
+            "{summary}"
+        );
+        assert!(summary.contains("SCHEDULER_API_TOKEN=(set)"), "{summary}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The article's demo done right: a database row every `UPDATE_INTERVAL_SECS` (default 30),
+//! the first one at once, written by a scheduled job while the web server answers; the latest
+//! 10 rows at `/`; the scheduler's REST API at `/scheduler`. It runs on axum (default) or warp.
+//!
+//! ```sh
+//! cargo run -p demo-app                                          # axum, SQLite file demo.db
+//! cargo run -p demo-app --no-default-features --features warp    # warp
+//! ```
+
+pub mod config;
+pub mod db;
+pub mod pages;
+#[cfg(feature = "axum")]
+pub mod web_axum;
+#[cfg(feature = "warp")]
+pub mod web_warp;
+
+use std::time::Duration;
+
+use apsched::api::Api;
+use apsched::trigger::IntervalTrigger;
+use apsched::{FirstRun, JobContext, JobError, NewSchedule, Scheduler};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Framework, redact};
+use crate::pages::AppState;
+
+/// How long an update in progress gets to commit at shutdown: well within the 10 s a process
+/// supervisor usually waits after SIGTERM.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
+
+/// The id of the update schedule (for the REST API: `/scheduler/jobs/update-db`).
+pub const SCHEDULE_ID: &str = "update-db";
+
+/// The database, as the job reaches it through the scheduler's state.
+#[derive(Clone, Debug)]
+pub struct Db(pub DatabaseConnection);
+
+/// The job: writes `Data updated at <time>` for its fire.
+///
+/// # Errors
+///
+/// The database's error; the run is reported failed and the next one happens as planned.
+pub async fn update_db(ctx: JobContext) -> Result<(), JobError> {
+    let Db(db) = ctx.state::<Db>()?;
+    match db::record_update(db, ctx.nominal_fire_time(), ctx.started_at()).await {
+        Ok(true) => {
+            tracing::info!(nominal_time = %ctx.nominal_fire_time(), "database updated");
+            Ok(())
+        }
+        Ok(false) => {
+            tracing::info!(nominal_time = %ctx.nominal_fire_time(), "this fire was already written");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(%error, nominal_time = %ctx.nominal_fire_time(), "database update failed");
+            Err(error.into())
+        }
+    }
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM.
+///
+/// # Errors
+///
+/// One line saying what failed: the database, the listener, the scheduler or the server.
+pub async fn run(config: Config) -> Result<(), String> {
+    tracing::info!("{}", config.summary());
+    let db = db::connect(&config.database_url).await.map_err(|e| {
+        format!(
+            "DATABASE_URL={}: cannot connect: {e}",
+            redact(&config.database_url)
+        )
+    })?;
+    let scheduler = Scheduler::builder()
+        .state(Db(db.clone()))
+        .job("update_db", update_db)
+        .build();
+    let handle = scheduler.handle();
+    let trigger = IntervalTrigger::every(config.update_interval).map_err(|e| e.to_string())?;
+    handle
+        .add(
+            NewSchedule::for_job("update_db", trigger)
+                .id(SCHEDULE_ID)
+                .name("Database update")
+                .first_run(FirstRun::Now)
+                .replace_existing(true),
+        )
+        .await
+        .map_err(|e| format!("cannot schedule the update: {e}"))?;
+    let api = match &config.api_token {
+        Some(token) => Api::with_bearer_token(handle.clone(), token),
+        None => {
+            tracing::warn!(
+                "SCHEDULER_API_TOKEN is not set: the scheduler API at /scheduler is read-only (GET only)"
+            );
+            Api::without_auth(handle.clone()).read_only(true)
+        }
+    };
+    let listener = TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|e| {
+            format!(
+                "HOST={} PORT={}: cannot listen: {e}",
+                config.host, config.port
+            )
+        })?;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!("listening on http://{address}");
+    }
+    let state = AppState {
+        db,
+        scheduler: handle,
+    };
+    let served = match config.framework {
+        #[cfg(feature = "axum")]
+        Framework::Axum => web_axum::serve(listener, state, api, SHUTDOWN_DEADLINE).await,
+        #[cfg(feature = "warp")]
+        Framework::Warp => web_warp::serve(listener, state, api, SHUTDOWN_DEADLINE).await,
+        #[allow(unreachable_patterns)]
+        other => Err(format!("this build has no {other}").into()),
+    };
+    served.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The demo on warp.
+
+use std::time::Duration;
+
+use apsched::api::Api;
+use tokio::net::TcpListener;
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+
+use crate::pages::{self, AppState, Page};
+
+fn respond(page: Page) -> Response<String> {
+    let mut response = Response::new(page.body);
+    *response.status_mut() =
+        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = warp::http::HeaderValue::from_str(page.content_type) {
+        response
+            .headers_mut()
+            .insert(warp::http::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// The demo's filter: the pages and the scheduler API.
+pub fn routes(
+    state: AppState,
+    api: Api,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(|s: AppState| async move { respond(pages::index(&s).await) });
+    let updates = warp::path!("api" / "updates")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(
+            warp::query::raw()
+                .map(Some)
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .then(|s: AppState, q: Option<String>| async move {
+            respond(pages::updates(&s, q.as_deref()).await)
+        });
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_state)
+        .then(|s: AppState| async move { respond(pages::healthz(&s).await) });
+    index
+        .or(updates)
+        .or(healthz)
+        .or(apsched::warp::api_routes(api))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
+///
+/// # Errors
+///
+/// The scheduler's failure.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    api: Api,
+    deadline: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let scheduler = state.scheduler.clone();
+    let app = routes(state, api);
+    apsched::warp::serve_with_shutdown(
+        listener,
+        app,
+        scheduler,
+        apsched::api::shutdown_signal(),
+        deadline,
+    )
+    .await?;
+    Ok(())
+}

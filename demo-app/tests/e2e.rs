@@ -1,0 +1,334 @@
+//! The real binary, on a free port with a temporary SQLite file and a 1 s interval, for each
+//! framework compiled in: the first row comes at once, rows keep coming, `/` lists the latest
+//! 10, pausing through the API stops the rows and resuming restarts them, the API refuses
+//! requests without the token, and SIGTERM exits 0 with every row whole.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+
+const TOKEN: &str = "e2e-token";
+
+struct Demo {
+    child: Child,
+    port: u16,
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("apsched-demo-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.db"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[allow(clippy::disallowed_methods)] // the test compares with the demo's own clock: the wall clock
+fn wall_clock() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Demo {
+    fn start(framework: &str, db: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("UPDATE_INTERVAL_SECS", "1")
+            .env("SCHEDULER_API_TOKEN", TOKEN)
+            .env("DEMO_FRAMEWORK", framework)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start demo-app");
+        Self { child, port }
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> Option<Reply> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let (_, body) = response.split_once("\r\n\r\n")?;
+        // Small bodies come in one chunk when chunked encoding is used: strip its framing.
+        let body = if response
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body.lines().skip(1).step_by(2).collect::<Vec<_>>().join("")
+        } else {
+            body.to_owned()
+        };
+        Some(Reply { status, body })
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None)
+            .unwrap_or_else(|| panic!("GET {path} failed"))
+    }
+
+    fn updates(&self) -> Vec<Value> {
+        self.get("/api/updates?limit=100")
+            .json()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "demo-app did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn time(row: &Value, field: &str) -> DateTime<Utc> {
+    row[field]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {row}"))
+}
+
+/// Rows written before the demo starts, older than anything it writes.
+fn seed_old_rows(db: &Path, count: i64) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let connection = demo_app::db::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let start = wall_clock() - TimeDelta::days(1);
+        for i in 0..count {
+            let at = start + TimeDelta::minutes(i);
+            assert!(
+                demo_app::db::record_update(&connection, at, at)
+                    .await
+                    .unwrap()
+            );
+        }
+        connection.close().await.unwrap();
+    });
+}
+
+fn the_demo_works(framework: &str) {
+    let db = temp_db(framework);
+    seed_old_rows(&db, 15);
+    let demo = Demo::start(framework, &db);
+
+    // The server answers, and the first update is there within 1 s of that: it ran at once,
+    // not after a whole interval.
+    let answered = poll("the server to answer", Duration::from_secs(60), || {
+        demo.request("GET", "/healthz", None)
+            .filter(|r| r.status == 200)
+            .map(|_| wall_clock())
+    });
+    let first_new = poll("the first update", Duration::from_secs(30), || {
+        demo.updates()
+            .into_iter()
+            .find(|row| time(row, "timestamp") > answered - TimeDelta::hours(1))
+    });
+    assert!(
+        time(&first_new, "timestamp") <= answered + TimeDelta::seconds(1),
+        "first update {first_new} vs answer at {answered}"
+    );
+    assert!(
+        first_new["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("Data updated at ")
+    );
+
+    // Rows keep coming.
+    poll("three new updates", Duration::from_secs(30), || {
+        (demo.updates().len() >= 15 + 3).then_some(())
+    });
+
+    // `/` shows the latest 10, newest first.
+    let page = demo.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Latest 10 database updates"),
+        "{}",
+        page.body
+    );
+    let shown: Vec<&str> = page
+        .body
+        .lines()
+        .filter(|l| l.starts_with("<li>"))
+        .collect();
+    assert_eq!(shown.len(), 10);
+    let latest = demo.updates();
+    for (line, row) in shown.iter().zip(&latest) {
+        assert!(
+            line.contains(row["value"].as_str().unwrap()),
+            "{line} should show {row}"
+        );
+    }
+    let times: Vec<_> = latest.iter().map(|r| time(r, "nominal_time")).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    assert_eq!(demo.get("/api/updates?limit=abc").status, 400);
+
+    // Without the token the API refuses changes; with it, pausing stops the rows.
+    let refused = demo
+        .request("POST", "/scheduler/jobs/update-db/pause", None)
+        .unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.json()["error_message"],
+        "missing or wrong credentials"
+    );
+    let paused = demo
+        .request("POST", "/scheduler/jobs/update-db/pause", Some(TOKEN))
+        .unwrap();
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    assert_eq!(paused.json()["paused"], true);
+    // A run already started may still land; after that, nothing for 2.5 intervals.
+    std::thread::sleep(Duration::from_millis(600));
+    let count = demo.updates().len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(demo.updates().len(), count, "no rows while paused");
+    let resumed = demo
+        .request("POST", "/scheduler/jobs/update-db/resume", Some(TOKEN))
+        .unwrap();
+    assert_eq!(resumed.status, 200);
+    poll("rows after resuming", Duration::from_secs(30), || {
+        (demo.updates().len() > count).then_some(())
+    });
+
+    // SIGTERM: exit 0, and every row whole (one per fire).
+    let status = demo.terminate();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let connection = demo_app::db::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let rows = demo_app::db::latest(&connection, 1000).await.unwrap();
+        assert!(rows.len() >= 15 + 4);
+        for row in &rows {
+            assert_eq!(
+                row.value,
+                format!(
+                    "Data updated at {}",
+                    row.nominal_time.format("%Y-%m-%d %H:%M:%S")
+                )
+            );
+        }
+        let mut fires: Vec<_> = rows.iter().map(|r| r.nominal_time).collect();
+        fires.dedup();
+        assert_eq!(fires.len(), rows.len(), "one row per fire");
+    });
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn the_demo_works_on_axum() {
+    the_demo_works("axum");
+}
+
+#[cfg(feature = "warp")]
+#[test]
+fn the_demo_works_on_warp() {
+    the_demo_works("warp");
+}
+
+#[test]
+fn bad_settings_exit_with_one_clear_line() {
+    let cases = [
+        (
+            vec![("PORT", "abc")],
+            2,
+            "demo-app: PORT=\"abc\": not a port number (1-65535)\n",
+        ),
+        (
+            vec![("UPDATE_INTERVAL_SECS", "0")],
+            2,
+            "demo-app: UPDATE_INTERVAL_SECS=\"0\": must be a whole number of seconds, from 1 to a year\n",
+        ),
+    ];
+    for (env, code, message) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+            .envs(env)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code));
+        assert_eq!(String::from_utf8_lossy(&output.stderr), message);
+    }
+    // An unreachable database: port 1 refuses at once.
+    let output = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        .env("DATABASE_URL", "postgres://app:secret@127.0.0.1:1/app")
+        .env("PORT", free_port().to_string())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "demo-app: DATABASE_URL=postgres://app:***@127.0.0.1:1/app: cannot connect"
+        ),
+        "{stderr}"
+    );
+}
