@@ -319,17 +319,18 @@ impl Api {
         let done = || Ok((StatusCode::NO_CONTENT, None));
         match (route, method) {
             (Route::Info, _) => ok(model::scheduler_info(handle)),
-            (Route::Scheduler(Action::Pause), _) => handle.pause_all().await.and_then(|()| done()),
-            (Route::Scheduler(Action::Resume), _) => {
+            (Route::Scheduler(SchedulerAction::Pause), _) => {
+                handle.pause_all().await.and_then(|()| done())
+            }
+            (Route::Scheduler(SchedulerAction::Resume), _) => {
                 handle.resume_all().await.and_then(|()| done())
             }
-            (Route::Scheduler(Action::Start), _) => handle.start().await.and_then(|()| done()),
-            (Route::Scheduler(Action::Shutdown), _) => {
+            (Route::Scheduler(SchedulerAction::Start), _) => {
+                handle.start().await.and_then(|()| done())
+            }
+            (Route::Scheduler(SchedulerAction::Shutdown), _) => {
                 let deadline = shutdown_deadline(body.as_ref())?;
                 handle.shutdown(deadline).await.and_then(|_| done())
-            }
-            (Route::Scheduler(Action::Run), _) => {
-                Err(Error::InvalidJob("no such route".to_owned()))
             }
             (Route::Jobs, &Method::GET) => {
                 let jobs = handle.list().await?;
@@ -373,9 +374,9 @@ impl Api {
                 }
                 ok(job_json(&job))
             }
-            (Route::JobAction(id, Action::Pause), _) => ok(job_json(&handle.pause(id).await?)),
-            (Route::JobAction(id, Action::Resume), _) => ok(job_json(&handle.resume(id).await?)),
-            (Route::JobAction(id, Action::Run), _) => {
+            (Route::JobAction(id, JobAction::Pause), _) => ok(job_json(&handle.pause(id).await?)),
+            (Route::JobAction(id, JobAction::Resume), _) => ok(job_json(&handle.resume(id).await?)),
+            (Route::JobAction(id, JobAction::Run), _) => {
                 handle.run_now(id).await?;
                 let job = handle
                     .get(id)
@@ -383,44 +384,47 @@ impl Api {
                     .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
                 Ok((StatusCode::ACCEPTED, Some(job_json(&job))))
             }
-            (Route::JobAction(_, Action::Start | Action::Shutdown), _) => {
-                Err(Error::InvalidJob("no such route".to_owned()))
-            }
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
+enum SchedulerAction {
     Pause,
     Resume,
     Start,
     Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobAction {
+    Pause,
+    Resume,
     Run,
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Route<'a> {
     Info,
-    Scheduler(Action),
+    Scheduler(SchedulerAction),
     Jobs,
     Job(&'a str),
-    JobAction(&'a str, Action),
+    JobAction(&'a str, JobAction),
 }
 
 impl<'a> Route<'a> {
     fn find(segments: &[&'a str]) -> Option<Self> {
         Some(match *segments {
             [] => Self::Info,
-            ["pause"] => Self::Scheduler(Action::Pause),
-            ["resume"] => Self::Scheduler(Action::Resume),
-            ["start"] => Self::Scheduler(Action::Start),
-            ["shutdown"] => Self::Scheduler(Action::Shutdown),
+            ["pause"] => Self::Scheduler(SchedulerAction::Pause),
+            ["resume"] => Self::Scheduler(SchedulerAction::Resume),
+            ["start"] => Self::Scheduler(SchedulerAction::Start),
+            ["shutdown"] => Self::Scheduler(SchedulerAction::Shutdown),
             ["jobs"] => Self::Jobs,
             ["jobs", id] => Self::Job(id),
-            ["jobs", id, "pause"] => Self::JobAction(id, Action::Pause),
-            ["jobs", id, "resume"] => Self::JobAction(id, Action::Resume),
-            ["jobs", id, "run"] => Self::JobAction(id, Action::Run),
+            ["jobs", id, "pause"] => Self::JobAction(id, JobAction::Pause),
+            ["jobs", id, "resume"] => Self::JobAction(id, JobAction::Resume),
+            ["jobs", id, "run"] => Self::JobAction(id, JobAction::Run),
             _ => return None,
         })
     }
