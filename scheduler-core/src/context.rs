@@ -61,6 +61,15 @@ pub struct JobContext {
     pub(crate) nominal_fire_time: DateTime<Utc>,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) run_id: Uuid,
+    pub(crate) fire: Option<FireInfo>,
+}
+
+/// A fire's place in a shared store's ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FireInfo {
+    pub(crate) fire_id: i64,
+    pub(crate) epoch: i64,
+    pub(crate) attempt: u32,
 }
 
 /// The part of a [`JobContext`] every run of one schedule shares. One `Arc` per schedule, so a
@@ -103,6 +112,7 @@ impl JobContext {
             nominal_fire_time,
             started_at: nominal_fire_time,
             run_id: Uuid::new_v4(),
+            fire: None,
         }
     }
 
@@ -162,6 +172,27 @@ impl JobContext {
     #[must_use]
     pub fn run_id(&self) -> Uuid {
         self.run_id
+    }
+
+    /// With a shared store: the fire's row in the ledger.
+    #[must_use]
+    pub fn fire_id(&self) -> Option<i64> {
+        self.fire.map(|f| f.fire_id)
+    }
+
+    /// With a shared store: the fencing token of this run. It grows each time the fire
+    /// changes hands (an instance died with it); write it beside the job's own side effects
+    /// and refuse writes with an older one, and a stale run can never overwrite a newer one.
+    #[must_use]
+    pub fn epoch(&self) -> Option<i64> {
+        self.fire.map(|f| f.epoch)
+    }
+
+    /// How many times this fire has been started: 1, or more after an instance died with it
+    /// (shared stores run fires at least once).
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.fire.map_or(1, |f| f.attempt)
     }
 
     /// Cancelled when the scheduler shuts down: a long job should watch it and stop early.

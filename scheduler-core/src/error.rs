@@ -102,6 +102,9 @@ pub enum Error {
     /// with it.
     #[error("the scheduler has been shut down")]
     SchedulerStopped,
+    /// Something the scheduler's store cannot do (run history without a ledger).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The job store failed.
     #[error("job store error")]
     Store(#[source] BoxError),

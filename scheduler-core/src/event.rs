@@ -190,6 +190,26 @@ pub enum Event {
         /// How many runs were going.
         running: u32,
     },
+    /// With a shared store: a run finished after its fire had changed hands (this instance's
+    /// lease ran out and another took it over); its result was not recorded.
+    Rejected {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run.
+        run_id: Uuid,
+        /// The fire it was for.
+        nominal_time: DateTime<Utc>,
+        /// The stale fencing token it ran with.
+        epoch: i64,
+    },
+    /// With a shared store: a fire whose instance died was marked lost (the schedule is
+    /// `at_most_once`).
+    Lost {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The fire.
+        nominal_time: DateTime<Utc>,
+    },
     /// A stored schedule names a job that is not registered here; it is left as it is and
     /// does not run in this process.
     UnknownJob {
@@ -224,6 +244,8 @@ impl Event {
             | Self::Aborted { schedule_id, .. }
             | Self::Missed { schedule_id, .. }
             | Self::Skipped { schedule_id, .. }
+            | Self::Rejected { schedule_id, .. }
+            | Self::Lost { schedule_id, .. }
             | Self::UnknownJob { schedule_id, .. } => Some(schedule_id),
             Self::SchedulerStarted
             | Self::SchedulerPaused

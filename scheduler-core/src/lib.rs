@@ -129,7 +129,7 @@ pub mod store;
 pub mod trigger;
 
 pub use self::context::JobContext;
-pub use self::engine::CATCH_UP_LIMIT;
+pub use self::engine::{CATCH_UP_LIMIT, DuePlan, plan_due};
 pub use self::error::{BoxError, Error, Result};
 pub use self::event::{Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError};
 pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobError, JobKind, ServiceKind};

@@ -38,6 +38,8 @@ pub struct Schedule {
     pub(crate) coalesce: bool,
     pub(crate) max_instances: u32,
     pub(crate) paused: bool,
+    #[serde(default)]
+    pub(crate) at_most_once: bool,
 }
 
 impl Schedule {
@@ -101,6 +103,13 @@ impl Schedule {
         self.paused
     }
 
+    /// With a shared store: whether a fire whose instance died is marked lost instead of run
+    /// again elsewhere.
+    #[must_use]
+    pub fn at_most_once(&self) -> bool {
+        self.at_most_once
+    }
+
     /// Builds a schedule as a store would hold it, checking every field. Stores use it to
     /// rebuild rows; applications add schedules with [`NewSchedule`].
     ///
@@ -131,6 +140,7 @@ impl Schedule {
             coalesce: options.coalesce,
             max_instances: options.max_instances,
             paused: options.paused,
+            at_most_once: options.at_most_once,
         })
     }
 
@@ -142,6 +152,7 @@ impl Schedule {
             coalesce: self.coalesce,
             max_instances: self.max_instances,
             paused: self.paused,
+            at_most_once: self.at_most_once,
         }
     }
 }
@@ -162,6 +173,10 @@ pub struct ScheduleOptions {
     pub max_instances: u32,
     /// Whether the schedule is paused.
     pub paused: bool,
+    /// With a shared store (several instances): a fire whose instance dies while running it is
+    /// marked lost instead of being run again by another instance (default false: run again,
+    /// at least once).
+    pub at_most_once: bool,
 }
 
 impl Default for ScheduleOptions {
@@ -171,6 +186,7 @@ impl Default for ScheduleOptions {
             coalesce: true,
             max_instances: 1,
             paused: false,
+            at_most_once: false,
         }
     }
 }
@@ -348,6 +364,13 @@ impl NewSchedule {
     /// How many runs may go on at once. Default 1.
     pub fn max_instances(mut self, max_instances: u32) -> Self {
         self.options.max_instances = max_instances;
+        self
+    }
+
+    /// With a shared store: a fire whose instance dies while running it is marked lost rather
+    /// than run again elsewhere. Default false (at least once).
+    pub fn at_most_once(mut self, at_most_once: bool) -> Self {
+        self.options.at_most_once = at_most_once;
         self
     }
 

@@ -14,12 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::StateMap;
-use crate::engine::{Collector, Engine};
+use crate::engine::{Collector, Engine, SharedEngine};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventReceiver, ShutdownReport};
 use crate::job::{IntoJob, Job};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
-use crate::store::JobStore;
+use crate::store::{FireRecord, JobStore, SharedStore};
 use crate::trigger::TriggerSpec;
 
 /// Default capacity of the event channel.
@@ -80,7 +80,57 @@ pub(crate) struct Shared {
     status: AtomicU8,
 }
 
+/// The scheduler began shutting down while a run waited for a concurrency permit.
+pub(crate) struct ShuttingDown;
+
 impl Shared {
+    /// A permit under the global concurrency limit (none needed without a limit), waited for
+    /// until shutdown begins.
+    pub(crate) async fn run_permit(
+        &self,
+    ) -> std::result::Result<Option<tokio::sync::OwnedSemaphorePermit>, ShuttingDown> {
+        match &self.concurrency {
+            Some(semaphore) => tokio::select! {
+                biased;
+                permit = Arc::clone(semaphore).acquire_owned() => Ok(permit.ok()),
+                () = self.cancel.cancelled() => Err(ShuttingDown),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Pauses or resumes the whole scheduler: its engine stops or starts dispatching.
+    pub(crate) fn set_paused(&self, paused: bool) -> Result<()> {
+        let (from, to, event) = if paused {
+            (
+                SchedulerState::Running,
+                SchedulerState::Paused,
+                Event::SchedulerPaused,
+            )
+        } else {
+            (
+                SchedulerState::Paused,
+                SchedulerState::Running,
+                Event::SchedulerResumed,
+            )
+        };
+        match self.status() {
+            SchedulerState::NotStarted => Err(Error::NotStarted),
+            SchedulerState::Stopped => Err(Error::SchedulerStopped),
+            state if state == from => {
+                self.set_status(to);
+                tracing::info!(
+                    paused,
+                    "scheduler {}",
+                    if paused { "paused" } else { "resumed" }
+                );
+                self.emit(|| event);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sends an event if anyone listens; without subscribers the event is not even built,
     /// which keeps the dispatch path free of the channel's lock.
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
@@ -130,6 +180,7 @@ pub(crate) enum Command {
     RemoveAll(Reply<()>),
     RunNow(String, Reply<()>),
     NextFireTimes(String, usize, Reply<Vec<DateTime<Utc>>>),
+    Runs(String, usize, Reply<Vec<FireRecord>>),
     Shutdown(Duration, Reply<ShutdownReport>),
 }
 
@@ -162,6 +213,8 @@ pub(crate) enum Command {
 pub struct SchedulerBuilder {
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn JobStore>>,
+    shared_store: Option<Arc<dyn SharedStore>>,
+    instance_name: Option<String>,
     state: StateMap,
     jobs: HashMap<Arc<str>, Arc<dyn Job>>,
     timezone: Tz,
@@ -190,6 +243,8 @@ impl Default for SchedulerBuilder {
         Self {
             clock: Arc::new(SystemClock),
             store: None,
+            shared_store: None,
+            instance_name: None,
             state: StateMap::default(),
             jobs: HashMap::new(),
             timezone: Tz::UTC,
@@ -220,6 +275,21 @@ impl SchedulerBuilder {
     /// The job store, shared.
     pub fn store_arc(mut self, store: Arc<dyn JobStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// A store several scheduler processes share (see [`store::shared`](crate::store::shared)):
+    /// the engine keeps no timetable of its own and claims due fires from the store, so each
+    /// fire runs on one instance. It replaces [`store`](Self::store).
+    pub fn shared_store(mut self, store: impl SharedStore) -> Self {
+        self.shared_store = Some(Arc::new(store));
+        self
+    }
+
+    /// This instance's name in a shared store's ledger (default: host name, process id and a
+    /// random suffix).
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.instance_name = Some(name.into());
         self
     }
 
@@ -286,12 +356,36 @@ impl SchedulerBuilder {
             status: AtomicU8::new(SchedulerState::NotStarted.to_u8()),
         });
         let (commands, receiver) = mpsc::unbounded_channel();
-        let engine = Engine::new(Arc::clone(&shared), self.store, receiver);
-        tokio::spawn(engine.run());
+        if let Some(store) = self.shared_store {
+            let owner = self.instance_name.unwrap_or_else(default_instance_name);
+            let engine = SharedEngine::new(Arc::clone(&shared), store, receiver, owner.into());
+            tokio::spawn(engine.run());
+        } else {
+            let engine = Engine::new(Arc::clone(&shared), self.store, receiver);
+            tokio::spawn(engine.run());
+        }
         Scheduler {
             handle: SchedulerHandle { commands, shared },
         }
     }
+}
+
+fn default_instance_name() -> String {
+    let host = host_name().unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+/// This machine's name, from `HOSTNAME` or `/etc/hostname`.
+pub(crate) fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
 }
 
 /// A scheduler that has been built and not started yet.
@@ -539,6 +633,17 @@ impl SchedulerHandle {
     /// [`Error::ScheduleNotFound`].
     pub async fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
         self.call(|reply| Command::NextFireTimes(id.to_owned(), n, reply))
+            .await
+    }
+
+    /// A schedule's recent fires, newest first, from a shared store's ledger: runs (with how
+    /// they ended), and fires missed, skipped or lost, with the reason.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ScheduleNotFound`], or [`Error::Unsupported`] without a shared store.
+    pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
+        self.call(|reply| Command::Runs(id.to_owned(), limit, reply))
             .await
     }
 

@@ -15,6 +15,7 @@
 //! | `DELETE /scheduler/jobs/{id}` | 204 |
 //! | `POST /scheduler/jobs/{id}/{pause,resume}` | 200, the job |
 //! | `POST /scheduler/jobs/{id}/run` | 202, the job: the run is queued on the scheduler, never executed inside the request |
+//! | `GET /scheduler/jobs/{id}/runs?limit=N` | 200, its recent fires, newest first (shared stores; 501 otherwise) |
 //!
 //! Every error is JSON `{"error_message": "..."}` with its status: 400 (malformed JSON, a bad
 //! trigger or option, an unknown job name), 401 with `WWW-Authenticate` (missing or wrong
@@ -42,7 +43,7 @@ use serde_json::{Value, json};
 
 pub use self::config::{LoadedJobs, load_jobs, load_jobs_file};
 pub use self::lifecycle::{shutdown_signal, start_if_needed, stop};
-pub use self::model::{JobChanges, JobRequest, job_json};
+pub use self::model::{JobChanges, JobRequest, fire_json, job_json};
 use crate::error::Error;
 use crate::scheduler::SchedulerHandle;
 
@@ -286,7 +287,10 @@ impl Api {
                 }
             }
         };
-        match self.serve(&parts.method, route, json).await {
+        match self
+            .serve(&parts.method, route, json, parts.uri.query())
+            .await
+        {
             Ok((status, body)) => json_response(status, body),
             Err(error) => from_error(&error),
         }
@@ -313,6 +317,7 @@ impl Api {
         method: &Method,
         route: Route<'_>,
         body: Option<Value>,
+        query: Option<&str>,
     ) -> crate::Result<(StatusCode, Option<Value>)> {
         let handle = &self.handle;
         let ok = |value: Value| Ok((StatusCode::OK, Some(value)));
@@ -374,6 +379,11 @@ impl Api {
                 }
                 ok(job_json(&job))
             }
+            (Route::Runs(id), _) => {
+                let limit = runs_limit(query)?;
+                let runs = handle.runs(id, limit).await?;
+                ok(Value::Array(runs.iter().map(model::fire_json).collect()))
+            }
             (Route::JobAction(id, JobAction::Pause), _) => ok(job_json(&handle.pause(id).await?)),
             (Route::JobAction(id, JobAction::Resume), _) => ok(job_json(&handle.resume(id).await?)),
             (Route::JobAction(id, JobAction::Run), _) => {
@@ -403,6 +413,9 @@ enum JobAction {
     Run,
 }
 
+/// The most fires `GET /scheduler/jobs/{id}/runs` lists.
+pub const MAX_RUNS_LIMIT: usize = 1000;
+
 #[derive(Clone, Copy, Debug)]
 enum Route<'a> {
     Info,
@@ -410,6 +423,7 @@ enum Route<'a> {
     Jobs,
     Job(&'a str),
     JobAction(&'a str, JobAction),
+    Runs(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -425,13 +439,14 @@ impl<'a> Route<'a> {
             ["jobs", id, "pause"] => Self::JobAction(id, JobAction::Pause),
             ["jobs", id, "resume"] => Self::JobAction(id, JobAction::Resume),
             ["jobs", id, "run"] => Self::JobAction(id, JobAction::Run),
+            ["jobs", id, "runs"] => Self::Runs(id),
             _ => return None,
         })
     }
 
     fn allow(&self) -> &'static str {
         match self {
-            Self::Info => "GET",
+            Self::Info | Self::Runs(_) => "GET",
             Self::Scheduler(_) | Self::JobAction(..) => "POST",
             Self::Jobs => "GET, POST",
             Self::Job(_) => "GET, PATCH, DELETE",
@@ -441,6 +456,24 @@ impl<'a> Route<'a> {
     fn allows(&self, method: &Method) -> bool {
         self.allow().split(", ").any(|m| m == method.as_str())
     }
+}
+
+fn runs_limit(query: Option<&str>) -> crate::Result<usize> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find_map(|(key, value)| (key == "limit").then_some(value));
+    let Some(value) = value else { return Ok(50) };
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_RUNS_LIMIT).contains(n))
+        .ok_or_else(|| {
+            Error::InvalidJob(format!(
+                "limit must be a whole number from 1 to {MAX_RUNS_LIMIT}, got \"{value}\""
+            ))
+        })
 }
 
 fn shutdown_deadline(body: Option<&Value>) -> crate::Result<Duration> {
@@ -520,6 +553,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::AlreadyRunning
         | Error::NotStarted => StatusCode::CONFLICT,
         Error::SchedulerStopped => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         error if error.is_invalid_input() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

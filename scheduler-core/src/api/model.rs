@@ -11,7 +11,7 @@ use crate::schedule::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
 use crate::trigger::{DateTrigger, Trigger, TriggerSpec, parse_instant};
 
 /// The keys of a job dict that are not trigger fields.
-const JOB_KEYS: [&str; 14] = [
+const JOB_KEYS: [&str; 15] = [
     "id",
     "name",
     "func",
@@ -24,6 +24,7 @@ const JOB_KEYS: [&str; 14] = [
     "max_instances",
     "replace_existing",
     "paused",
+    "at_most_once",
     // Accepted for compatibility with Flask-APScheduler configurations; apsched has one
     // store and no executors to choose from.
     "jobstore",
@@ -58,6 +59,7 @@ pub struct JobRequest {
     misfire_grace_time: Option<Option<Duration>>,
     coalesce: Option<bool>,
     max_instances: Option<u32>,
+    at_most_once: bool,
     replace_existing: bool,
 }
 
@@ -110,6 +112,7 @@ impl JobRequest {
         let coalesce = take_bool(&mut map, "coalesce")?;
         let max_instances = take_max_instances(&mut map)?;
         let replace_existing = take_bool(&mut map, "replace_existing")?.unwrap_or(false);
+        let at_most_once = take_bool(&mut map, "at_most_once")?.unwrap_or(false);
         let paused = take_bool(&mut map, "paused")?.unwrap_or(false) || paused_by_next_run;
         map.remove("jobstore");
         map.remove("executor");
@@ -126,6 +129,7 @@ impl JobRequest {
             misfire_grace_time,
             coalesce,
             max_instances,
+            at_most_once,
             replace_existing,
         })
     }
@@ -148,6 +152,7 @@ impl JobRequest {
             .args(self.args)
             .first_run(self.first_run)
             .paused(self.paused)
+            .at_most_once(self.at_most_once)
             .replace_existing(self.replace_existing);
         if let Some(id) = self.id {
             schedule = schedule.id(id);
@@ -189,6 +194,7 @@ impl JobRequest {
                     .unwrap_or(defaults.misfire_grace_time)
             && existing.coalesce() == self.coalesce.unwrap_or(defaults.coalesce)
             && existing.max_instances() == self.max_instances.unwrap_or(defaults.max_instances)
+            && existing.at_most_once() == self.at_most_once
     }
 }
 
@@ -301,7 +307,32 @@ pub fn job_json(schedule: &Schedule) -> Value {
     map.insert("coalesce".into(), schedule.coalesce().into());
     map.insert("max_instances".into(), schedule.max_instances().into());
     map.insert("paused".into(), schedule.paused().into());
+    map.insert("at_most_once".into(), schedule.at_most_once().into());
     Value::Object(map)
+}
+
+/// A fire of the ledger as `GET /scheduler/jobs/{id}/runs` shows it.
+#[must_use]
+pub fn fire_json(fire: &crate::store::FireRecord) -> Value {
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map_or(Value::Null, |t| {
+            t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()
+        })
+    };
+    json!({
+        "fire_id": fire.fire_id,
+        "schedule_id": fire.schedule_id,
+        "nominal_time": time(Some(fire.nominal_time)),
+        "state": fire.state.as_str(),
+        "reason": fire.reason,
+        "owner": fire.owner,
+        "epoch": fire.epoch,
+        "attempt": fire.attempt,
+        "claimed_at": time(fire.claimed_at),
+        "started_at": time(fire.started_at),
+        "finished_at": time(fire.finished_at),
+        "error": fire.error,
+    })
 }
 
 fn invalid(message: String) -> Error {
@@ -462,16 +493,7 @@ pub(crate) fn scheduler_info(handle: &crate::SchedulerHandle) -> Value {
 }
 
 fn current_host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
+    crate::scheduler::host_name().unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The next fire of a trigger from now: a PATCH checks the new trigger has one before it

@@ -6,6 +6,7 @@
 //! operation is O(log n) in the number of schedules.
 
 mod run;
+mod shared;
 mod table;
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use self::run::{Collector, Runner};
 use self::run::{Fires, RunTask, new_run_id};
+pub(crate) use self::shared::SharedEngine;
 use self::table::{Entry, Key, Table};
 use crate::error::{Error, Result};
 use crate::event::{Event, RunSummary, ShutdownReport};
@@ -335,6 +337,17 @@ impl Engine {
             Command::NextFireTimes(id, n, reply) => {
                 let _ = reply.send(self.next_fire_times(&id, n));
             }
+            Command::Runs(id, _, reply) => {
+                let result = match self.get(&id) {
+                    Ok(_) => Err(Error::Unsupported(
+                        "run history needs a shared store, which keeps a ledger of fires \
+                         (SchedulerBuilder::shared_store with store-sea-orm)"
+                            .to_owned(),
+                    )),
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(result);
+            }
             Command::Shutdown(..) => unreachable!("shutdown is handled by the run loop"),
         }
     }
@@ -367,7 +380,7 @@ impl Engine {
         for new in schedules {
             new.check()?;
             let replace = new.replace_existing;
-            let (schedule, job) = self.prepare(new, now)?;
+            let (schedule, job) = prepare(&self.shared, new, now)?;
             if !batch_ids.insert(Arc::clone(&schedule.id))
                 || (!replace && self.table.key(&schedule.id).is_some())
             {
@@ -410,54 +423,6 @@ impl Engine {
             self.shared.emit(|| Event::Added { schedule_id: id });
         }
         Ok(added)
-    }
-
-    /// Turns a new schedule into the stored form: id, name, anchored trigger, first run.
-    fn prepare(&self, new: NewSchedule, now: DateTime<Utc>) -> Result<(Schedule, Arc<dyn Job>)> {
-        let id: Arc<str> = new
-            .id
-            .map_or_else(|| new_run_id().simple().to_string().into(), Into::into);
-        let (job_name, job) = match new.job {
-            JobSource::Named(name) => {
-                let job = self
-                    .shared
-                    .jobs
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| Error::UnknownJob(name.to_string()))?;
-                (Some(name), job)
-            }
-            JobSource::Value(job) => (None, job),
-        };
-        let mut trigger = new.trigger;
-        trigger.anchor(now);
-        let next_run_time = if new.options.paused {
-            None
-        } else {
-            Some(match new.first_run {
-                crate::FirstRun::Trigger => trigger.next_fire_time(None, now).ok_or_else(|| {
-                    Error::NeverFires(format!(
-                        "the {} trigger of \"{id}\" has no fire time after {now}",
-                        trigger.kind()
-                    ))
-                })?,
-                crate::FirstRun::Now => now,
-                crate::FirstRun::At(t) => t,
-            })
-        };
-        let schedule = Schedule {
-            name: new.name.map_or_else(|| Arc::clone(&id), Into::into),
-            id,
-            job: job_name,
-            args: shared_args(new.args),
-            trigger: Arc::new(trigger),
-            next_run_time,
-            misfire_grace_time: new.options.misfire_grace_time,
-            coalesce: new.options.coalesce,
-            max_instances: new.options.max_instances,
-            paused: new.options.paused,
-        };
-        Ok((schedule, job))
     }
 
     fn list(&self) -> Vec<Schedule> {
@@ -557,35 +522,7 @@ impl Engine {
     }
 
     fn set_paused(&mut self, paused: bool) -> Result<()> {
-        let (from, to, event) = if paused {
-            (
-                SchedulerState::Running,
-                SchedulerState::Paused,
-                Event::SchedulerPaused,
-            )
-        } else {
-            (
-                SchedulerState::Paused,
-                SchedulerState::Running,
-                Event::SchedulerResumed,
-            )
-        };
-        match self.shared.status() {
-            SchedulerState::NotStarted => Err(Error::NotStarted),
-            SchedulerState::Stopped => Err(Error::SchedulerStopped),
-            state if state == to => Ok(()),
-            state if state == from => {
-                self.shared.set_status(to);
-                tracing::info!(
-                    paused,
-                    "scheduler {}",
-                    if paused { "paused" } else { "resumed" }
-                );
-                self.shared.emit(|| event);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+        self.shared.set_paused(paused)
     }
 
     async fn remove(&mut self, id: &str) -> Result<()> {
@@ -634,22 +571,11 @@ impl Engine {
     }
 
     fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
-        let entry = self.get(id)?;
-        let trigger = &entry.schedule.trigger;
-        let now = self.shared.clock.now();
-        let mut times = Vec::with_capacity(n.min(1000));
-        let mut next = entry
-            .schedule
-            .next_run_time
-            .or_else(|| trigger.next_fire_time(None, now));
-        while let Some(t) = next {
-            if times.len() >= n {
-                break;
-            }
-            times.push(t);
-            next = trigger.next_fire_time(Some(t), t);
-        }
-        Ok(times)
+        Ok(upcoming(
+            &self.get(id)?.schedule,
+            n,
+            self.shared.clock.now(),
+        ))
     }
 
     // ===== stopping =====
@@ -703,6 +629,75 @@ impl Engine {
     }
 }
 
+/// The next `n` fire times of a schedule from `now` (its next run time first).
+pub(crate) fn upcoming(schedule: &Schedule, n: usize, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let trigger = &schedule.trigger;
+    let mut times = Vec::with_capacity(n.min(CATCH_UP_LIMIT));
+    let mut next = schedule
+        .next_run_time
+        .or_else(|| trigger.next_fire_time(None, now));
+    while let Some(t) = next {
+        if times.len() >= n {
+            break;
+        }
+        times.push(t);
+        next = trigger.next_fire_time(Some(t), t);
+    }
+    times
+}
+
+/// Turns a new schedule into the stored form: id, name, anchored trigger, first run.
+pub(crate) fn prepare(
+    shared: &Shared,
+    new: NewSchedule,
+    now: DateTime<Utc>,
+) -> Result<(Schedule, Arc<dyn Job>)> {
+    let id: Arc<str> = new
+        .id
+        .map_or_else(|| new_run_id().simple().to_string().into(), Into::into);
+    let (job_name, job) = match new.job {
+        JobSource::Named(name) => {
+            let job = shared
+                .jobs
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| Error::UnknownJob(name.to_string()))?;
+            (Some(name), job)
+        }
+        JobSource::Value(job) => (None, job),
+    };
+    let mut trigger = new.trigger;
+    trigger.anchor(now);
+    let next_run_time = if new.options.paused {
+        None
+    } else {
+        Some(match new.first_run {
+            crate::FirstRun::Trigger => trigger.next_fire_time(None, now).ok_or_else(|| {
+                Error::NeverFires(format!(
+                    "the {} trigger of \"{id}\" has no fire time after {now}",
+                    trigger.kind()
+                ))
+            })?,
+            crate::FirstRun::Now => now,
+            crate::FirstRun::At(t) => t,
+        })
+    };
+    let schedule = Schedule {
+        name: new.name.map_or_else(|| Arc::clone(&id), Into::into),
+        id,
+        job: job_name,
+        args: shared_args(new.args),
+        trigger: Arc::new(trigger),
+        next_run_time,
+        misfire_grace_time: new.options.misfire_grace_time,
+        coalesce: new.options.coalesce,
+        max_instances: new.options.max_instances,
+        paused: new.options.paused,
+        at_most_once: new.options.at_most_once,
+    };
+    Ok((schedule, job))
+}
+
 /// Hands fires to a run task, unless `max_instances` runs are going.
 fn dispatch(shared: &Arc<Shared>, entry: &Entry, fires: Fires) -> Option<RunTask> {
     let (Some(scope), Some(in_flight)) = (&entry.scope, entry.in_flight()) else {
@@ -749,6 +744,54 @@ fn spawn_from_helper(shared: &Shared, runs: Vec<RunTask>) {
             tracker.spawn(run.run());
         }
     });
+}
+
+/// What a due schedule does when the scheduler comes to it: the fires to run, the fires
+/// missed, and its next run time (`None`: the trigger has no more fires).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DuePlan {
+    /// Fires to run, oldest first (one with `coalesce`; at most [`CATCH_UP_LIMIT`] without).
+    pub run: Vec<DateTime<Utc>>,
+    /// Fires that were due longer ago than `misfire_grace_time`, with how late they were.
+    pub missed: Vec<(DateTime<Utc>, Duration)>,
+    /// The schedule's next run time after these fires.
+    pub next_run_time: Option<DateTime<Utc>>,
+}
+
+/// Applies misfire and coalesce to a schedule due at `due` (its next run time, or that time
+/// with jitter), as the scheduler does at `now`. Shared stores call it inside their claim, so
+/// the rules are the same whichever instance and store decide.
+#[must_use]
+pub fn plan_due(schedule: &Schedule, due: DateTime<Utc>, now: DateTime<Utc>) -> DuePlan {
+    let Some(first) = schedule.next_run_time else {
+        return DuePlan::default();
+    };
+    let grace = schedule
+        .misfire_grace_time
+        .map(|g| TimeDelta::from_std(g).unwrap_or(TimeDelta::MAX));
+    let to_std = |d: TimeDelta| d.to_std().unwrap_or_default();
+    let (run, missed, last) = if schedule.coalesce {
+        let (latest, lateness) = coalesce(&schedule.trigger, first, due, now);
+        if grace.is_some_and(|g| lateness > g) {
+            (Vec::new(), vec![(latest, to_std(lateness))], latest)
+        } else {
+            (vec![latest], Vec::new(), latest)
+        }
+    } else {
+        let plan = catch_up(&schedule.trigger, grace, first, due, now);
+        let missed = plan
+            .missed
+            .into_iter()
+            .map(|(t, late)| (t, to_std(late)))
+            .collect();
+        (plan.run, missed, plan.last.unwrap_or(first))
+    };
+    DuePlan {
+        run,
+        missed,
+        next_run_time: schedule.trigger.next_fire_time(Some(last), now),
+    }
 }
 
 /// With `coalesce`: the latest due fire, and how late it is.

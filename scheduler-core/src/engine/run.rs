@@ -89,7 +89,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
         self.report.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -177,13 +177,8 @@ impl RunTask {
             in_flight: Arc::clone(&runner.in_flight),
             current: first_run,
         };
-        let _permit = match &shared.concurrency {
-            Some(semaphore) => tokio::select! {
-                biased;
-                permit = Arc::clone(semaphore).acquire_owned() => permit.ok(),
-                () = shared.cancel.cancelled() => return,
-            },
-            None => None,
+        let Ok(_permit) = shared.run_permit().await else {
+            return;
         };
         for &(nominal_time, run_id) in fires {
             // A run that has not started when shutdown begins never starts.
@@ -201,32 +196,14 @@ impl RunTask {
                 nominal_fire_time: nominal_time,
                 started_at: shared.clock.now(),
                 run_id,
+                fire: None,
             };
-            let span = tracing::info_span!(
-                "apsched.run",
-                schedule_id = %schedule_id,
-                nominal_time = %nominal_time,
-                run_id = %run_id,
-            );
-            // Timing costs two clock reads per run: only when someone will see it.
-            let timer = shared.has_subscribers().then(tokio::time::Instant::now);
-            let job = AssertUnwindSafe(runner.job.run(ctx))
-                .catch_unwind()
-                .instrument(span.clone());
-            // The job is polled first, so a job that finishes at once never registers with
-            // the abort token.
-            let outcome = tokio::select! {
-                biased;
-                outcome = job => Some(outcome),
-                () = shared.abort.cancelled() => None,
-            };
-            let duration = timer.map(|t| t.elapsed());
             let summary = RunSummary {
                 schedule_id: Arc::clone(schedule_id),
                 run_id,
                 nominal_time,
             };
-            let aborted = span.in_scope(|| report(shared, outcome, summary.clone(), duration));
+            let aborted = execute(shared, &runner.job, ctx, &summary).await == RunEnd::Aborted;
             if aborted {
                 shared.collector.lock().aborted.push(summary);
                 return;
@@ -238,23 +215,62 @@ impl RunTask {
     }
 }
 
-type Outcome = Option<std::thread::Result<Result<(), crate::job::JobError>>>;
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    Succeeded,
+    Failed(String),
+    Panicked(String),
+    Aborted,
+}
 
-/// Logs and emits the outcome of one run; true when it was aborted.
-fn report(
+/// Calls the job once, in its `tracing` span, catching a panic and giving up at the abort
+/// token; logs and emits the outcome.
+pub(crate) async fn execute(
     shared: &Shared,
-    outcome: Outcome,
-    run: RunSummary,
-    duration: Option<std::time::Duration>,
-) -> bool {
+    job: &Arc<dyn Job>,
+    ctx: JobContext,
+    run: &RunSummary,
+) -> RunEnd {
+    let span = tracing::info_span!(
+        "apsched.run",
+        schedule_id = %run.schedule_id,
+        nominal_time = %run.nominal_time,
+        run_id = %run.run_id,
+    );
+    // Timing costs two clock reads per run: only when someone will see it.
+    let timer = shared.has_subscribers().then(tokio::time::Instant::now);
+    let call = AssertUnwindSafe(job.run(ctx))
+        .catch_unwind()
+        .instrument(span.clone());
+    // The job is polled first, so a job that finishes at once never registers with the abort
+    // token.
+    let outcome = tokio::select! {
+        biased;
+        outcome = call => Some(outcome),
+        () = shared.abort.cancelled() => None,
+    };
+    let duration = timer.map(|t| t.elapsed());
+    let end = match outcome {
+        Some(Ok(Ok(()))) => RunEnd::Succeeded,
+        Some(Ok(Err(error))) => RunEnd::Failed(error.to_string()),
+        Some(Err(payload)) => RunEnd::Panicked(panic_message(payload.as_ref())),
+        None => RunEnd::Aborted,
+    };
+    span.in_scope(|| report(shared, &end, run.clone(), duration));
+    end
+}
+
+/// Logs and emits how a run ended.
+fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Option<std::time::Duration>) {
     let RunSummary {
         schedule_id,
         run_id,
         nominal_time,
     } = run;
     let measured = duration.unwrap_or_default();
-    match outcome {
-        Some(Ok(Ok(()))) => {
+    match end {
+        RunEnd::Succeeded => {
             tracing::debug!(?duration, "run succeeded");
             shared.emit(|| Event::Succeeded {
                 schedule_id,
@@ -263,38 +279,34 @@ fn report(
                 duration: measured,
             });
         }
-        Some(Ok(Err(error))) => {
-            let error = error.to_string();
+        RunEnd::Failed(error) => {
             tracing::warn!(%error, ?duration, "run failed");
             shared.emit(|| Event::Failed {
                 schedule_id,
                 run_id,
                 nominal_time,
                 duration: measured,
-                error: error.into(),
+                error: error.as_str().into(),
             });
         }
-        Some(Err(payload)) => {
-            let message = panic_message(payload.as_ref());
+        RunEnd::Panicked(message) => {
             tracing::error!(panic = %message, "run panicked");
             shared.emit(|| Event::Panicked {
                 schedule_id,
                 run_id,
                 nominal_time,
-                message: message.into(),
+                message: message.as_str().into(),
             });
         }
-        None => {
+        RunEnd::Aborted => {
             tracing::warn!("run aborted at the shutdown deadline");
             shared.emit(|| Event::Aborted {
                 schedule_id,
                 run_id,
                 nominal_time,
             });
-            return true;
         }
     }
-    false
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {

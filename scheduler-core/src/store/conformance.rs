@@ -50,6 +50,7 @@ pub fn sample_schedule(id: &str, next_run_time: Option<DateTime<Utc>>) -> Schedu
             coalesce: false,
             max_instances: 3,
             paused: next_run_time.is_none(),
+            at_most_once: true,
         },
     )
     .expect("valid schedule")

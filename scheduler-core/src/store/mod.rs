@@ -8,6 +8,7 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod memory;
+pub mod shared;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use self::memory::MemoryStore;
+pub use self::shared::{Claimed, FireClaim, FireOutcome, FireRecord, FireState, SharedStore};
 use crate::error::Result;
 use crate::schedule::Schedule;
 

@@ -1,0 +1,852 @@
+//! The store shared by several scheduler processes: claims, leases, fencing and the ledger.
+//!
+//! - A claim is one transaction: due schedules are locked (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL and MariaDB/MySQL, so instances never wait for each other; a version
+//!   compare-and-set on SQLite), their fires decided by [`plan_due`] and `max_instances`
+//!   (counted in the ledger), recorded, and the schedules advanced. A fire row is unique per
+//!   (schedule, nominal time), so no two instances can ever both record a fire.
+//! - Due times are judged by the database's clock.
+//! - A claimed fire is its instance's for a lease (default 30 s), renewed while it runs. When
+//!   an instance dies its leases run out and another instance takes the fires over with
+//!   `epoch + 1` (at least once), or records them lost (`at_most_once`). Starting and finishing
+//!   a fire are writes conditioned on its epoch and owner: a stale owner's result is rejected.
+//! - On PostgreSQL, every change to the schedules sends a notification that wakes idle
+//!   instances at once; SQLite and MariaDB are polled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use scheduler_core::store::{
+    Claimed, FireClaim, FireOutcome, FireRecord, FireState, JobStore, SharedStore,
+};
+use scheduler_core::trigger::Trigger;
+use scheduler_core::{CATCH_UP_LIMIT, Schedule, plan_due};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait, Value};
+
+use crate::dialect::Dialect;
+use crate::{COLUMNS, Store, db, micros, schedule_from_row};
+
+type CoreResult<T> = scheduler_core::Result<T>;
+
+fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn lease_micros(lease: Duration) -> i64 {
+    i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+const LIVE: &str = "'claimed', 'running'";
+
+impl Store {
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// Runs a write fenced by epoch and owner: true when it changed the one row it names.
+    async fn changes_one(&self, sql: &str, values: Vec<Value>) -> CoreResult<bool> {
+        Ok(self
+            .execute(&self.inner.db, sql, values)
+            .await
+            .map_err(db)?
+            == 1)
+    }
+
+    async fn now_in(&self, conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+        let sql = format!("SELECT {} AS now", self.dialect().now_micros());
+        let rows = self.query(conn, &sql, Vec::new()).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| DbErr::RecordNotFound("the database's clock".to_owned()))?;
+        row.try_get("", "now")
+    }
+
+    /// Fires of a schedule that are claimed or running with a lease that has not run out.
+    async fn live_fires(
+        &self,
+        txn: &DatabaseTransaction,
+        schedule_id: &str,
+        now: i64,
+    ) -> Result<u32, DbErr> {
+        let sql = format!(
+            "SELECT COUNT(*) AS live FROM {} WHERE schedule_id = ? AND state IN ({LIVE}) AND lease_until > ?",
+            self.inner.fires
+        );
+        let rows = self
+            .query(txn, &sql, vec![schedule_id.into(), now.into()])
+            .await?;
+        let live: i64 = rows.first().map_or(Ok(0), |r| r.try_get("", "live"))?;
+        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+    }
+
+    /// Records a fire; its id, or `None` when the fire already has a row. A claimed fire keeps
+    /// a copy of its schedule, so that whoever takes it over runs what was claimed, even if the
+    /// schedule was changed or removed meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_fire(
+        &self,
+        txn: &DatabaseTransaction,
+        schedule: &Schedule,
+        nominal: i64,
+        state: FireState,
+        reason: Option<String>,
+        owner: Option<&str>,
+        lease_until: Option<i64>,
+        now: i64,
+    ) -> Result<Option<i64>, DbErr> {
+        let sql = self.dialect().insert_ignore(
+            &self.inner.fires,
+            "schedule_id, job, claim, nominal_time, state, reason, owner, epoch, attempt, lease_until, claimed_at, \
+             finished_at",
+            "?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?",
+        );
+        let live = matches!(state, FireState::Claimed | FireState::Running);
+        let schedule_id = schedule.id();
+        let claim = live.then(|| serde_json::to_string(schedule).unwrap_or_default());
+        let values = vec![
+            schedule_id.into(),
+            schedule.job_name().map(str::to_owned).into(),
+            claim.into(),
+            nominal.into(),
+            state.as_str().into(),
+            reason.into(),
+            owner.map(str::to_owned).into(),
+            i32::from(live).into(),
+            lease_until.into(),
+            now.into(),
+            (!live).then_some(now).into(),
+        ];
+        if self.execute(txn, &sql, values).await? == 0 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT id FROM {} WHERE schedule_id = ? AND nominal_time = ?",
+            self.inner.fires
+        );
+        let rows = self
+            .query(txn, &sql, vec![schedule_id.into(), nominal.into()])
+            .await?;
+        rows.first().map(|r| r.try_get("", "id")).transpose()
+    }
+
+    fn jobs_filter(jobs: &[Arc<str>], column: &str) -> (String, Vec<Value>) {
+        (
+            format!("{column} IN ({})", placeholders(jobs.len())),
+            jobs.iter().map(|j| (**j).into()).collect(),
+        )
+    }
+
+    async fn notify_change(&self) {
+        #[cfg(feature = "postgres")]
+        if self.dialect() == Dialect::Postgres {
+            let sql = format!("SELECT pg_notify('{}', '')", self.channel());
+            if let Err(error) = self.inner.db.execute_unprepared(&sql).await {
+                tracing::warn!(%error, "could not notify the other instances of a change");
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn channel(&self) -> String {
+        format!("{}changes", self.inner.options.table_prefix)
+    }
+
+    async fn claim_in(
+        &self,
+        owner: &str,
+        jobs: &[Arc<str>],
+        limit: usize,
+    ) -> Result<Option<Claimed>, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        let now = self.now_in(&txn).await?;
+        let now_time = micros(Some(now)).unwrap_or_default();
+        let (filter, mut values) = Self::jobs_filter(jobs, "job");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE next_run_time IS NOT NULL AND next_run_time <= ? AND {filter} \
+             ORDER BY next_run_time LIMIT ?{}",
+            self.inner.schedules,
+            self.dialect().skip_locked()
+        );
+        values.insert(0, now.into());
+        values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let rows = self.query(&txn, &sql, values).await?;
+        let mut claimed = Claimed::default();
+        claimed.more = rows.len() == limit;
+        let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
+        for row in &rows {
+            let schedule = match schedule_from_row(row) {
+                Ok(schedule) => schedule,
+                Err(error) => {
+                    tracing::error!(%error, "a due schedule cannot be read; it is left as it is");
+                    continue;
+                }
+            };
+            let version: i64 = row.try_get("", "version")?;
+            let Some(due) = schedule.next_run_time() else {
+                continue;
+            };
+            let id: Arc<str> = schedule.id().into();
+            let plan = plan_due(&schedule, due, now_time);
+            let mut live = self.live_fires(&txn, &id, now).await?;
+            for nominal in plan.run {
+                if live < schedule.max_instances() {
+                    let fire = self
+                        .record_fire(
+                            &txn,
+                            &schedule,
+                            to_micros(nominal),
+                            FireState::Claimed,
+                            None,
+                            Some(owner),
+                            Some(lease_until),
+                            now,
+                        )
+                        .await?;
+                    if let Some(fire_id) = fire {
+                        live += 1;
+                        claimed.fires.push(FireClaim::new(
+                            fire_id,
+                            schedule.clone(),
+                            nominal,
+                            1,
+                            1,
+                        ));
+                    }
+                } else {
+                    let reason = format!("max_instances: {live} run(s) going");
+                    if self
+                        .record_fire(
+                            &txn,
+                            &schedule,
+                            to_micros(nominal),
+                            FireState::Skipped,
+                            Some(reason),
+                            Some(owner),
+                            None,
+                            now,
+                        )
+                        .await?
+                        .is_some()
+                    {
+                        claimed.skipped.push((Arc::clone(&id), nominal, live));
+                    }
+                }
+            }
+            for (nominal, lateness) in plan.missed {
+                let reason = format!(
+                    "misfire: {:.3} s late, grace {}",
+                    lateness.as_secs_f64(),
+                    schedule.misfire_grace_time().map_or_else(
+                        || "none".to_owned(),
+                        |g| format!("{:.3} s", g.as_secs_f64())
+                    )
+                );
+                if self
+                    .record_fire(
+                        &txn,
+                        &schedule,
+                        to_micros(nominal),
+                        FireState::Missed,
+                        Some(reason),
+                        Some(owner),
+                        None,
+                        now,
+                    )
+                    .await?
+                    .is_some()
+                {
+                    claimed.missed.push((Arc::clone(&id), nominal, lateness));
+                }
+            }
+            let changed = match plan.next_run_time {
+                Some(next) => {
+                    let sql = format!(
+                        "UPDATE {} SET next_run_time = ?, version = version + 1 WHERE id = ? AND version = ?",
+                        self.inner.schedules
+                    );
+                    self.execute(
+                        &txn,
+                        &sql,
+                        vec![to_micros(next).into(), (*id).into(), version.into()],
+                    )
+                    .await?
+                }
+                None => {
+                    let sql = format!(
+                        "DELETE FROM {} WHERE id = ? AND version = ?",
+                        self.inner.schedules
+                    );
+                    let deleted = self
+                        .execute(&txn, &sql, vec![(*id).into(), version.into()])
+                        .await?;
+                    claimed.finished.push(Arc::clone(&id));
+                    deleted
+                }
+            };
+            if changed == 0 {
+                // Another instance changed the schedule since it was read (SQLite, which
+                // has no row locks): give this claim up; the next one sees its new state.
+                txn.rollback().await?;
+                return Ok(None);
+            }
+        }
+        txn.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    async fn reclaim_in(
+        &self,
+        owner: &str,
+        jobs: &[Arc<str>],
+        limit: usize,
+    ) -> Result<Claimed, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        let now = self.now_in(&txn).await?;
+        let f = &self.inner.fires;
+        let (filter, mut values) = Self::jobs_filter(jobs, "job");
+        let sql = format!(
+            "SELECT id, claim, nominal_time, state, epoch, attempt, owner FROM {f} \
+             WHERE state IN ({LIVE}) AND lease_until < ? AND {filter} ORDER BY lease_until LIMIT ?{}",
+            self.dialect().skip_locked()
+        );
+        values.insert(0, now.into());
+        values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let rows = self.query(&txn, &sql, values).await?;
+        let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
+        let mut claimed = Claimed::default();
+        for row in &rows {
+            let fire_id: i64 = row.try_get("", "id")?;
+            let claim: Option<String> = row.try_get("", "claim")?;
+            let schedule = match claim.as_deref().map(serde_json::from_str::<Schedule>) {
+                Some(Ok(schedule)) => schedule,
+                _ => {
+                    tracing::error!(
+                        fire_id,
+                        "an expired fire's claim cannot be read; it is left as it is"
+                    );
+                    continue;
+                }
+            };
+            let nominal: i64 = row.try_get("", "nominal_time")?;
+            let state: String = row.try_get("", "state")?;
+            let epoch: i64 = row.try_get("", "epoch")?;
+            let attempt: i32 = row.try_get("", "attempt")?;
+            let previous: Option<String> = row.try_get("", "owner")?;
+            let previous = previous.unwrap_or_else(|| "?".to_owned());
+            let nominal_time = micros(Some(nominal)).unwrap_or_default();
+            let started = state == "running";
+            if started && schedule.at_most_once() {
+                let sql = format!(
+                    "UPDATE {f} SET state = 'lost', reason = ?, finished_at = ?, lease_until = NULL, claim = NULL \
+                     WHERE id = ? AND epoch = ?"
+                );
+                let reason = format!(
+                    "instance {previous} stopped renewing its lease while running it (at_most_once)"
+                );
+                if self
+                    .execute(
+                        &txn,
+                        &sql,
+                        vec![reason.into(), now.into(), fire_id.into(), epoch.into()],
+                    )
+                    .await?
+                    == 1
+                {
+                    claimed.lost.push((schedule.id().into(), nominal_time));
+                }
+                continue;
+            }
+            // A released or never-started claim is not an attempt; a run cut short is.
+            let attempts = u32::try_from(attempt).unwrap_or(1) + u32::from(started);
+            let sql = format!(
+                "UPDATE {f} SET attempt = ?, epoch = epoch + 1, owner = ?, state = 'claimed', lease_until = ?, \
+                 claimed_at = ?, started_at = NULL, reason = ? WHERE id = ? AND epoch = ?"
+            );
+            let reason = format!("taken over from {previous}, whose lease ran out");
+            let values = vec![
+                i32::try_from(attempts).unwrap_or(i32::MAX).into(),
+                owner.into(),
+                lease_until.into(),
+                now.into(),
+                reason.into(),
+                fire_id.into(),
+                epoch.into(),
+            ];
+            if self.execute(&txn, &sql, values).await? == 1 {
+                claimed.fires.push(FireClaim::new(
+                    fire_id,
+                    schedule,
+                    nominal_time,
+                    epoch + 1,
+                    attempts,
+                ));
+            }
+        }
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    fn fire_record(row: &QueryResult) -> Result<FireRecord, DbErr> {
+        let state: String = row.try_get("", "state")?;
+        let attempt: i32 = row.try_get("", "attempt")?;
+        let time = |column: &str| -> Result<Option<DateTime<Utc>>, DbErr> {
+            Ok(micros(row.try_get("", column)?))
+        };
+        Ok(FireRecord::new(
+            row.try_get("", "id")?,
+            row.try_get("", "schedule_id")?,
+            micros(Some(row.try_get("", "nominal_time")?)).unwrap_or_default(),
+            FireState::parse(&state).unwrap_or(FireState::Failed),
+            row.try_get("", "reason")?,
+            row.try_get("", "owner")?,
+            row.try_get("", "epoch")?,
+            u32::try_from(attempt).unwrap_or(0),
+            [
+                time("claimed_at")?,
+                time("started_at")?,
+                time("finished_at")?,
+            ],
+            row.try_get("", "error")?,
+        ))
+    }
+
+    async fn locked_schedule(
+        &self,
+        txn: &DatabaseTransaction,
+        id: &str,
+    ) -> CoreResult<(Schedule, Option<i64>)> {
+        let lock = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS}, paused_from FROM {} WHERE id = ?{lock}",
+            self.inner.schedules
+        );
+        let rows = self.query(txn, &sql, vec![id.into()]).await.map_err(db)?;
+        let row = rows
+            .first()
+            .ok_or_else(|| scheduler_core::Error::ScheduleNotFound(id.to_owned()))?;
+        let paused_from: Option<i64> = row.try_get("", "paused_from").map_err(db)?;
+        Ok((schedule_from_row(row)?, paused_from))
+    }
+}
+
+#[async_trait]
+impl SharedStore for Store {
+    async fn now(&self) -> CoreResult<DateTime<Utc>> {
+        let now = self.now_in(&self.inner.db).await.map_err(db)?;
+        Ok(micros(Some(now)).unwrap_or_default())
+    }
+
+    async fn next_due(&self, jobs: &[Arc<str>]) -> CoreResult<Option<DateTime<Utc>>> {
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        let (filter, mut values) = Self::jobs_filter(jobs, "job");
+        values.extend(values.clone());
+        let sql = format!(
+            "SELECT (SELECT MIN(next_run_time) FROM {} WHERE {filter}) AS next, \
+             (SELECT MIN(lease_until) FROM {} WHERE state IN ({LIVE}) AND {filter}) AS lease",
+            self.inner.schedules, self.inner.fires
+        );
+        let rows = self.query(&self.inner.db, &sql, values).await.map_err(db)?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let next: Option<i64> = row.try_get("", "next").map_err(db)?;
+        let lease: Option<i64> = row.try_get("", "lease").map_err(db)?;
+        // A lease runs out when the database's clock passes it: one microsecond later.
+        Ok(micros(
+            next.into_iter()
+                .chain(lease.map(|l| l.saturating_add(1)))
+                .min(),
+        ))
+    }
+
+    async fn claim_due(&self, owner: &str, jobs: &[Arc<str>], limit: usize) -> CoreResult<Claimed> {
+        if jobs.is_empty() {
+            return Ok(Claimed::default());
+        }
+        match self.claim_in(owner, jobs, limit).await {
+            Ok(Some(claimed)) => Ok(claimed),
+            Ok(None) => {
+                let mut retry = Claimed::default();
+                retry.more = true;
+                Ok(retry)
+            }
+            // SQLite refuses a second writer while one holds the lock: the next claim retries.
+            Err(error)
+                if self.dialect() == Dialect::Sqlite && error.to_string().contains("locked") =>
+            {
+                Ok(Claimed::default())
+            }
+            Err(error) => Err(db(error)),
+        }
+    }
+
+    async fn reclaim_expired(
+        &self,
+        owner: &str,
+        jobs: &[Arc<str>],
+        limit: usize,
+    ) -> CoreResult<Claimed> {
+        if jobs.is_empty() {
+            return Ok(Claimed::default());
+        }
+        self.reclaim_in(owner, jobs, limit).await.map_err(db)
+    }
+
+    async fn claim_now(&self, owner: &str, schedule_id: &str) -> CoreResult<FireClaim> {
+        let txn = self.inner.db.begin().await.map_err(db)?;
+        let (schedule, _) = self.locked_schedule(&txn, schedule_id).await?;
+        let now = self.now_in(&txn).await.map_err(db)?;
+        let live = self.live_fires(&txn, schedule_id, now).await.map_err(db)?;
+        if live >= schedule.max_instances() {
+            return Err(scheduler_core::Error::MaxInstancesReached {
+                id: schedule_id.to_owned(),
+                running: live,
+            });
+        }
+        let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
+        // Two extra runs in the same microsecond: the second takes the next one.
+        for nominal in now..now + 1000 {
+            let fire = self
+                .record_fire(
+                    &txn,
+                    &schedule,
+                    nominal,
+                    FireState::Claimed,
+                    Some("run now".to_owned()),
+                    Some(owner),
+                    Some(lease_until),
+                    now,
+                )
+                .await
+                .map_err(db)?;
+            if let Some(fire_id) = fire {
+                txn.commit().await.map_err(db)?;
+                return Ok(FireClaim::new(
+                    fire_id,
+                    schedule,
+                    micros(Some(nominal)).unwrap_or_default(),
+                    1,
+                    1,
+                ));
+            }
+        }
+        Err(scheduler_core::Error::MaxInstancesReached {
+            id: schedule_id.to_owned(),
+            running: live,
+        })
+    }
+
+    async fn start_fire(&self, owner: &str, fire: &FireClaim) -> CoreResult<bool> {
+        let lease = lease_micros(self.inner.options.lease);
+        let now = self.dialect().now_micros();
+        let sql = format!(
+            "UPDATE {} SET state = 'running', started_at = {now}, lease_until = {now} + ? \
+             WHERE id = ? AND epoch = ? AND owner = ? AND state = 'claimed'",
+            self.inner.fires
+        );
+        let values = vec![
+            lease.into(),
+            fire.fire_id.into(),
+            fire.epoch.into(),
+            owner.into(),
+        ];
+        self.changes_one(&sql, values).await
+    }
+
+    async fn finish_fire(
+        &self,
+        owner: &str,
+        fire: &FireClaim,
+        outcome: &FireOutcome,
+    ) -> CoreResult<bool> {
+        let now = self.dialect().now_micros();
+        let (state, reason, error) = match outcome {
+            FireOutcome::Succeeded => ("succeeded", None, None),
+            FireOutcome::Failed(error) => ("failed", None, Some(error.clone())),
+            FireOutcome::Panicked(message) => {
+                ("failed", Some("panicked".to_owned()), Some(message.clone()))
+            }
+            FireOutcome::Aborted if fire.schedule.at_most_once() => (
+                "aborted",
+                Some(format!("aborted at {owner}'s shutdown deadline")),
+                None,
+            ),
+            FireOutcome::Aborted => {
+                // At least once: the fire goes back with its lease run out, for another instance.
+                let sql = format!(
+                    "UPDATE {} SET lease_until = {now}, reason = ? WHERE id = ? AND epoch = ? AND owner = ?",
+                    self.inner.fires
+                );
+                let reason = format!("aborted at {owner}'s shutdown deadline; to be run again");
+                let values = vec![
+                    reason.into(),
+                    fire.fire_id.into(),
+                    fire.epoch.into(),
+                    owner.into(),
+                ];
+                return self.changes_one(&sql, values).await;
+            }
+            _ => ("failed", None, Some(format!("{outcome:?}"))),
+        };
+        let sql = format!(
+            "UPDATE {} SET state = ?, reason = COALESCE(?, reason), error = ?, finished_at = {now}, lease_until = NULL, claim = NULL \
+             WHERE id = ? AND epoch = ? AND owner = ? AND state IN ({LIVE})",
+            self.inner.fires
+        );
+        let values = vec![
+            state.into(),
+            reason.into(),
+            error.into(),
+            fire.fire_id.into(),
+            fire.epoch.into(),
+            owner.into(),
+        ];
+        self.changes_one(&sql, values).await
+    }
+
+    async fn renew_leases(&self, owner: &str) -> CoreResult<()> {
+        let now = self.dialect().now_micros();
+        let sql = format!(
+            "UPDATE {} SET lease_until = {now} + ? WHERE owner = ? AND state IN ({LIVE})",
+            self.inner.fires
+        );
+        let values = vec![lease_micros(self.inner.options.lease).into(), owner.into()];
+        self.execute(&self.inner.db, &sql, values)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn release(&self, owner: &str) -> CoreResult<()> {
+        let now = self.dialect().now_micros();
+        let sql = format!(
+            "UPDATE {} SET lease_until = {now}, reason = ? WHERE owner = ? AND state = 'claimed'",
+            self.inner.fires
+        );
+        let values = vec![
+            format!("released by {owner} at shutdown").into(),
+            owner.into(),
+        ];
+        if self
+            .execute(&self.inner.db, &sql, values)
+            .await
+            .map_err(db)?
+            > 0
+        {
+            self.notify_change().await;
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> CoreResult<Schedule> {
+        let txn = self.inner.db.begin().await.map_err(db)?;
+        let (schedule, _) = self.locked_schedule(&txn, id).await?;
+        if schedule.paused() {
+            return Ok(schedule);
+        }
+        let sql = format!(
+            "UPDATE {} SET paused = ?, paused_from = next_run_time, next_run_time = NULL, version = version + 1 WHERE id = ?",
+            self.inner.schedules
+        );
+        self.execute(&txn, &sql, vec![true.into(), id.into()])
+            .await
+            .map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        self.notify_change().await;
+        self.get(id)
+            .await?
+            .ok_or_else(|| scheduler_core::Error::ScheduleNotFound(id.to_owned()))
+    }
+
+    async fn resume(&self, id: &str) -> CoreResult<Schedule> {
+        let txn = self.inner.db.begin().await.map_err(db)?;
+        let (schedule, paused_from) = self.locked_schedule(&txn, id).await?;
+        if !schedule.paused() {
+            return Ok(schedule);
+        }
+        let now = self.now_in(&txn).await.map_err(db)?;
+        let now_time = micros(Some(now)).unwrap_or_default();
+        let trigger = schedule.trigger();
+        // The fires it skipped while paused go in the ledger, so "why did it not run at T?"
+        // has an answer.
+        let mut skipped = micros(paused_from);
+        let mut recorded = 0;
+        while let Some(t) = skipped {
+            if t > now_time || recorded == CATCH_UP_LIMIT {
+                break;
+            }
+            self.record_fire(
+                &txn,
+                &schedule,
+                to_micros(t),
+                FireState::Skipped,
+                Some("schedule paused".to_owned()),
+                None,
+                None,
+                now,
+            )
+            .await
+            .map_err(db)?;
+            recorded += 1;
+            skipped = trigger.next_fire_time(Some(t), t);
+        }
+        let next = trigger.next_fire_time(None, now_time);
+        match next {
+            Some(next) => {
+                let sql = format!(
+                    "UPDATE {} SET paused = ?, paused_from = NULL, next_run_time = ?, version = version + 1 WHERE id = ?",
+                    self.inner.schedules
+                );
+                self.execute(
+                    &txn,
+                    &sql,
+                    vec![false.into(), to_micros(next).into(), id.into()],
+                )
+                .await
+                .map_err(db)?;
+            }
+            None => {
+                let sql = format!("DELETE FROM {} WHERE id = ?", self.inner.schedules);
+                self.execute(&txn, &sql, vec![id.into()])
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        txn.commit().await.map_err(db)?;
+        self.notify_change().await;
+        let mut resumed = schedule;
+        if let Some(current) = self.get(id).await? {
+            resumed = current;
+        }
+        Ok(resumed)
+    }
+
+    async fn fires(&self, schedule_id: &str, limit: usize) -> CoreResult<Vec<FireRecord>> {
+        let sql = format!(
+            "SELECT id, schedule_id, nominal_time, state, reason, owner, epoch, attempt, claimed_at, started_at, \
+             finished_at, error FROM {} WHERE schedule_id = ? ORDER BY nominal_time DESC LIMIT ?",
+            self.inner.fires
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(&self.inner.db, &sql, vec![schedule_id.into(), limit.into()])
+            .await
+            .map_err(db)?;
+        if rows.is_empty() && self.get(schedule_id).await?.is_none() {
+            return Err(scheduler_core::Error::ScheduleNotFound(
+                schedule_id.to_owned(),
+            ));
+        }
+        rows.iter()
+            .map(|row| Self::fire_record(row).map_err(db))
+            .collect()
+    }
+
+    async fn prune(&self) -> CoreResult<u64> {
+        let f = &self.inner.fires;
+        let now = self.now_in(&self.inner.db).await.map_err(db)?;
+        let age = lease_micros(self.inner.options.keep_fires_for);
+        let sql = format!("DELETE FROM {f} WHERE state NOT IN ({LIVE}) AND nominal_time < ?");
+        let old = self
+            .execute(&self.inner.db, &sql, vec![now.saturating_sub(age).into()])
+            .await
+            .map_err(db)?;
+        let sql = format!(
+            "DELETE FROM {f} WHERE state NOT IN ({LIVE}) AND id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+             (PARTITION BY schedule_id ORDER BY nominal_time DESC) AS position FROM {f}) ranked WHERE position > ?)"
+        );
+        let keep = i64::try_from(self.inner.options.keep_fires).unwrap_or(i64::MAX);
+        let extra = self
+            .execute(&self.inner.db, &sql, vec![keep.into()])
+            .await
+            .map_err(db)?;
+        Ok(old + extra)
+    }
+
+    async fn wait_for_change(&self, timeout: Duration) {
+        #[cfg(feature = "postgres")]
+        if self.dialect() == Dialect::Postgres {
+            if let Some(changed) = self.listener().await {
+                let _ = tokio::time::timeout(timeout, changed.notified()).await;
+                return;
+            }
+        }
+        tokio::time::sleep(timeout.min(self.inner.options.poll_interval)).await;
+    }
+
+    fn lease(&self) -> Duration {
+        self.inner.options.lease
+    }
+
+    fn recheck_interval(&self) -> Duration {
+        match self.dialect() {
+            Dialect::Postgres => self.inner.options.safety_recheck,
+            Dialect::MySql | Dialect::Sqlite => self.inner.options.poll_interval,
+        }
+    }
+}
+
+impl Store {
+    /// Tells the other instances that the schedules changed: called after writes that move a
+    /// schedule in time.
+    pub(crate) async fn changed(&self) {
+        self.notify_change().await;
+    }
+
+    /// The notification listener (PostgreSQL), started on first use; `None` if it cannot
+    /// listen (then the store polls).
+    #[cfg(feature = "postgres")]
+    async fn listener(&self) -> Option<Arc<tokio::sync::Notify>> {
+        let slot = &self.inner.listener;
+        if let Some(notify) = slot.get() {
+            return Some(Arc::clone(notify));
+        }
+        let pool = self.inner.db.get_postgres_connection_pool();
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for changes; polling instead");
+                return None;
+            }
+        };
+        if let Err(error) = listener.listen(&self.channel()).await {
+            tracing::warn!(%error, "cannot LISTEN for changes; polling instead");
+            return None;
+        }
+        let notify = Arc::new(tokio::sync::Notify::new());
+        if slot.set(Arc::clone(&notify)).is_err() {
+            // Another task set it up first.
+            return slot.get().cloned();
+        }
+        let weak = Arc::downgrade(&notify);
+        tokio::spawn(async move {
+            loop {
+                let received = listener.try_recv().await;
+                let Some(notify) = weak.upgrade() else { return };
+                match received {
+                    Ok(Some(_)) => notify.notify_waiters(),
+                    // The connection dropped (sqlx reconnects on the next call): look now,
+                    // something may have changed meanwhile.
+                    Ok(None) => notify.notify_waiters(),
+                    Err(error) => {
+                        tracing::warn!(%error, "LISTEN connection failed; retrying");
+                        notify.notify_waiters();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(notify)
+    }
+}

@@ -1,0 +1,349 @@
+//! The shared store in one process: claims, the ledger, leases, take-over, fencing and release,
+//! with instances simulated by calling the store as a dead instance would have.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scheduler_core::store::{FireOutcome, FireState, SharedStore};
+use scheduler_core::trigger::{DateTrigger, IntervalTrigger};
+use scheduler_core::{Error, Event, FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
+use store_sea_orm::{Store, StoreOptions};
+use support::{Backend, fresh_store, server_url};
+
+/// What each run saw: schedule, nominal time, fire id, epoch, attempt.
+type Seen = Arc<
+    Mutex<
+        Vec<(
+            String,
+            chrono::DateTime<chrono::Utc>,
+            Option<i64>,
+            Option<i64>,
+            u32,
+        )>,
+    >,
+>;
+
+fn options() -> StoreOptions {
+    StoreOptions::default()
+        .lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(100))
+}
+
+async fn instance(store: &Store, name: &str, seen: &Seen, job_time: Duration) -> SchedulerHandle {
+    let seen = Arc::clone(seen);
+    Scheduler::builder()
+        .shared_store(store.clone())
+        .instance_name(name)
+        .job("work", move |ctx: JobContext| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().push((
+                    ctx.schedule_id().to_owned(),
+                    ctx.nominal_fire_time(),
+                    ctx.fire_id(),
+                    ctx.epoch(),
+                    ctx.attempt(),
+                ));
+                tokio::time::sleep(job_time).await;
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite, concat!(stringify!($name), "::sqlite")).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Backend::Postgres, concat!(stringify!($name), "::postgres")).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    super::$name(Backend::MySql, concat!(stringify!($name), "::mysql")).await;
+                }
+            }
+        )*
+    };
+}
+
+on_each_backend!(
+    fires_run_and_are_recorded,
+    a_dead_instances_claims_are_taken_over_and_its_late_result_rejected,
+    at_most_once_fires_of_a_dead_instance_are_lost,
+    released_claims_are_taken_over_at_once,
+    missed_skipped_and_paused_fires_have_a_reason,
+);
+
+async fn fires_run_and_are_recorded(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    let seen = Seen::default();
+    let scheduler = instance(&store, "a", &seen, Duration::ZERO).await;
+    let trigger = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+    scheduler
+        .add(
+            NewSchedule::for_job("work", trigger)
+                .id("tick")
+                .first_run(FirstRun::Now),
+        )
+        .await
+        .unwrap();
+    wait_for("three runs", || seen.lock().unwrap().len() >= 3).await;
+    scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for (i, (id, _, fire_id, epoch, attempt)) in seen.iter().enumerate() {
+        assert_eq!(id, "tick");
+        assert!(fire_id.is_some(), "run {i} knows its fire");
+        assert_eq!((*epoch, *attempt), (Some(1), 1));
+    }
+    let fires = store.fires("tick", 100).await.unwrap();
+    let succeeded: Vec<_> = fires
+        .iter()
+        .filter(|f| f.state == FireState::Succeeded)
+        .collect();
+    assert!(succeeded.len() >= seen.len().min(3), "{fires:?}");
+    for fire in &succeeded {
+        assert_eq!(fire.owner.as_deref(), Some("a"));
+        assert!(fire.started_at.is_some() && fire.finished_at.is_some());
+    }
+    // Consecutive fires one second apart, newest first, each once.
+    let times: Vec<_> = fires.iter().map(|f| f.nominal_time).collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| w[0] - w[1] == chrono::TimeDelta::seconds(1)),
+        "{times:?}"
+    );
+}
+
+async fn a_dead_instances_claims_are_taken_over_and_its_late_result_rejected(
+    backend: Backend,
+    test: &str,
+) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    // The schedule is added, and claimed by an instance that then dies mid-run.
+    let seen = Seen::default();
+    let survivor = instance(&store, "survivor", &seen, Duration::ZERO).await;
+    survivor.pause_all().await.unwrap();
+    let once = DateTrigger::at(store.now().await.unwrap());
+    survivor
+        .add(NewSchedule::for_job("work", once).id("job"))
+        .await
+        .unwrap();
+    let jobs: Vec<Arc<str>> = vec!["work".into()];
+    let claimed = store.claim_due("dead", &jobs, 10).await.unwrap();
+    assert_eq!(claimed.fires.len(), 1);
+    let stale = claimed.fires[0].clone();
+    assert!(store.start_fire("dead", &stale).await.unwrap());
+    // Its lease runs out; the survivor takes the fire over with the next epoch.
+    let mut events = survivor.subscribe();
+    survivor.resume_all().await.unwrap();
+    wait_for("the take-over run", || !seen.lock().unwrap().is_empty()).await;
+    let (_, nominal, fire_id, epoch, attempt) = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        (nominal, fire_id, epoch, attempt),
+        (stale.nominal_time, Some(stale.fire_id), Some(2), 2)
+    );
+    wait_for("the survivor's result", || {
+        matches!(events.try_recv(), Ok(Event::Succeeded { .. }))
+    })
+    .await;
+    // The dead instance wakes up and reports: rejected, nothing written.
+    assert!(
+        !store
+            .finish_fire("dead", &stale, &FireOutcome::Failed("late".into()))
+            .await
+            .unwrap()
+    );
+    let fires = store.fires("job", 10).await.unwrap();
+    assert_eq!(fires.len(), 1, "one row for the fire, whoever ran it");
+    let fire = &fires[0];
+    assert_eq!(
+        (fire.state, fire.epoch, fire.attempt),
+        (FireState::Succeeded, 2, 2)
+    );
+    assert_eq!(fire.owner.as_deref(), Some("survivor"));
+    assert_eq!(fire.error, None);
+    assert_eq!(
+        fire.reason.as_deref(),
+        Some("taken over from dead, whose lease ran out")
+    );
+    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn at_most_once_fires_of_a_dead_instance_are_lost(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    let seen = Seen::default();
+    let survivor = instance(&store, "survivor", &seen, Duration::ZERO).await;
+    survivor.pause_all().await.unwrap();
+    let once = DateTrigger::at(store.now().await.unwrap());
+    survivor
+        .add(
+            NewSchedule::for_job("work", once)
+                .id("once")
+                .at_most_once(true),
+        )
+        .await
+        .unwrap();
+    let claimed = store.claim_due("dead", &["work".into()], 10).await.unwrap();
+    assert!(store.start_fire("dead", &claimed.fires[0]).await.unwrap());
+    let mut events = survivor.subscribe();
+    survivor.resume_all().await.unwrap();
+    wait_for("the fire to be declared lost", || {
+        matches!(events.try_recv(), Ok(Event::Lost { .. }))
+    })
+    .await;
+    assert!(seen.lock().unwrap().is_empty(), "not run again");
+    let fire = &store.fires("once", 10).await.unwrap()[0];
+    assert_eq!(fire.state, FireState::Lost);
+    assert!(
+        fire.reason
+            .as_deref()
+            .unwrap()
+            .contains("instance dead stopped renewing its lease"),
+        "{fire:?}"
+    );
+    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn released_claims_are_taken_over_at_once(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    // A long lease: only the release can make the take-over quick.
+    let store = fresh_store(backend, &server, options().lease(Duration::from_secs(3600))).await;
+    let seen = Seen::default();
+    let other = instance(&store, "other", &seen, Duration::ZERO).await;
+    other.pause_all().await.unwrap();
+    other
+        .add(NewSchedule::for_job("work", DateTrigger::at(store.now().await.unwrap())).id("r"))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due("leaving", &["work".into()], 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.fires.len(), 1);
+    store.release("leaving").await.unwrap();
+    other.resume_all().await.unwrap();
+    wait_for("the released fire to run", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    let (_, _, _, epoch, attempt) = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        (epoch, attempt),
+        (Some(2), 1),
+        "a claim that never started is not an attempt"
+    );
+    other.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn missed_skipped_and_paused_fires_have_a_reason(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    let seen = Seen::default();
+    let scheduler = instance(&store, "a", &seen, Duration::from_millis(2500)).await;
+    // max_instances 1 with a 2.5 s job every second: fires in between are skipped.
+    let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+    scheduler
+        .add(
+            NewSchedule::for_job("work", every_second.clone())
+                .id("slow")
+                .first_run(FirstRun::Now),
+        )
+        .await
+        .unwrap();
+    // A fire far in the past with a short grace: missed.
+    let long_ago = store.now().await.unwrap() - chrono::TimeDelta::seconds(30);
+    scheduler
+        .add(
+            NewSchedule::for_job("work", DateTrigger::at(long_ago))
+                .id("late")
+                .misfire_grace_time(Some(Duration::from_secs(5))),
+        )
+        .await
+        .unwrap();
+    wait_for("a skipped fire", || {
+        futures_ready(store.fires("slow", 20))
+            .is_some_and(|f| f.iter().any(|f| f.state == FireState::Skipped))
+    })
+    .await;
+    // Paused for a while: the fires it skipped are recorded when it resumes.
+    scheduler
+        .add(NewSchedule::for_job("work", every_second).id("paused"))
+        .await
+        .unwrap();
+    scheduler.pause("paused").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    scheduler.resume("paused").await.unwrap();
+    scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let slow = store.fires("slow", 20).await.unwrap();
+    let skipped = slow.iter().find(|f| f.state == FireState::Skipped).unwrap();
+    assert_eq!(
+        skipped.reason.as_deref(),
+        Some("max_instances: 1 run(s) going")
+    );
+    let late = store.fires("late", 5).await.unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].state, FireState::Missed);
+    assert!(
+        late[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("misfire: 30."),
+        "{:?}",
+        late[0].reason
+    );
+    let paused = store.fires("paused", 10).await.unwrap();
+    assert!(!paused.is_empty() && paused.iter().all(|f| f.state == FireState::Skipped));
+    assert!(
+        paused
+            .iter()
+            .all(|f| f.reason.as_deref() == Some("schedule paused"))
+    );
+    assert!(matches!(
+        store.fires("nope", 5).await,
+        Err(Error::ScheduleNotFound(_))
+    ));
+}
+
+/// Polls a future once from synchronous code: the wait loop's condition is synchronous.
+fn futures_ready<T>(
+    future: impl std::future::Future<Output = scheduler_core::Result<T>>,
+) -> Option<T> {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future)).ok()
+}
