@@ -1,6 +1,6 @@
 //! `scheduler-bench`: load workloads for the apsched engine (DESIGN.md, "Performance
-//! workloads"). In-memory store, no-op jobs; build with `--release`. Each run prints one JSON
-//! line.
+//! workloads"). No-op jobs on the in-memory store (`sql-many`: on PostgreSQL, in several
+//! processes); build with `--release`. Each run prints one JSON line.
 //!
 //! ```text
 //! cargo run --release -p scheduler-bench -- many 10000 --seconds 10
@@ -8,9 +8,11 @@
 //! cargo run --release -p scheduler-bench -- idle --seconds 30
 //! cargo run --release -p scheduler-bench -- memory 100000
 //! cargo run --release -p scheduler-bench -- add 100000
+//! cargo run --release -p scheduler-bench -- sql-many 1000 --seconds 30 --processes 3
 //! ```
 
 mod measure;
+mod sql_many;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,36 +25,43 @@ use scheduler_core::trigger::{DateTrigger, IntervalTrigger};
 use scheduler_core::{JobContext, NewSchedule, Scheduler, SchedulerHandle};
 use serde_json::{Value, json};
 
+use scheduler_bench::cluster::{NodeConfig, run_node};
+
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
-const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn> [N] [--seconds D]";
+const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|sql-many> [N] \
+                     [--seconds D] [--processes P] [--url URL]
+       scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P]";
 
 struct Args {
     workload: String,
     n: usize,
     seconds: u64,
+    processes: usize,
+    url: Option<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let workload = args.next().ok_or_else(|| USAGE.to_owned())?;
+fn whole_number<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{what}: \"{value}\" is not a whole number"))
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut args = args.iter();
+    let workload = args.next().ok_or_else(|| USAGE.to_owned())?.clone();
     let mut n = None;
     let mut seconds = None;
+    let mut processes = 3;
+    let mut url = None;
     while let Some(arg) = args.next() {
-        if arg == "--seconds" {
-            let value = args.next().ok_or("--seconds needs a value")?;
-            seconds = Some(
-                value
-                    .parse()
-                    .map_err(|_| format!("--seconds: \"{value}\" is not a whole number"))?,
-            );
-        } else if n.is_none() {
-            n = Some(
-                arg.parse()
-                    .map_err(|_| format!("N: \"{arg}\" is not a whole number"))?,
-            );
-        } else {
-            return Err(format!("unexpected argument \"{arg}\"\n{USAGE}"));
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => seconds = Some(whole_number("--seconds", value()?)?),
+            "--processes" => processes = whole_number("--processes", value()?)?,
+            "--url" => url = Some(value()?.clone()),
+            _ if n.is_none() => n = Some(whole_number("N", arg)?),
+            _ => return Err(format!("unexpected argument \"{arg}\"\n{USAGE}")),
         }
     }
     let (default_n, default_seconds) = match workload.as_str() {
@@ -61,27 +70,46 @@ fn parse_args() -> Result<Args, String> {
         "idle" => (1, 30),
         "memory" | "add" => (100_000, 0),
         "spawn" => (10_000, 0),
+        "sql-many" => (1000, 30),
         other => return Err(format!("unknown workload \"{other}\"\n{USAGE}")),
     };
     Ok(Args {
         workload,
         n: n.unwrap_or(default_n),
         seconds: seconds.unwrap_or(default_seconds),
+        processes,
+        url,
     })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if argv.first().map(String::as_str) == Some("node") {
+        return match NodeConfig::from_args(&argv[1..]) {
+            Ok(config) => match runtime.block_on(run_node(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("scheduler-bench node: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let args = match parse_args(&argv) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match args.workload.as_str() {
             "many" => many(args.n, args.seconds).await,
@@ -89,6 +117,7 @@ fn main() -> ExitCode {
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
             "spawn" => spawn(args.n).await,
+            "sql-many" => sql_many::run(args.n, args.seconds, args.processes, args.url).await,
             _ => add(args.n).await,
         }
     });
@@ -104,10 +133,10 @@ fn main() -> ExitCode {
     }
 }
 
-type BenchResult = Result<Value, Box<dyn std::error::Error>>;
+pub(crate) type BenchResult = Result<Value, Box<dyn std::error::Error + Send + Sync>>;
 
 #[allow(clippy::disallowed_methods)] // the bench measures against the real clock
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
@@ -129,13 +158,13 @@ async fn recording_scheduler(
         .await
 }
 
-async fn sleep_until(t: DateTime<Utc>) {
+pub(crate) async fn sleep_until(t: DateTime<Utc>) {
     if let Ok(d) = (t - now()).to_std() {
         tokio::time::sleep(d).await;
     }
 }
 
-fn whole_second_after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+pub(crate) fn whole_second_after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t) + TimeDelta::seconds(seconds)
 }
 
@@ -372,6 +401,6 @@ fn workers() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

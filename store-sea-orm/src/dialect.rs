@@ -66,12 +66,12 @@ impl Dialect {
         }
     }
 
-    /// `INSERT` that does nothing when a unique key is taken.
-    pub(crate) fn insert_ignore(self, table: &str, columns: &str, values: &str) -> String {
+    /// `INSERT` of `rows` (`(?, ?), (?, ?)`) that skips a row whose unique key is taken.
+    pub(crate) fn insert_ignore(self, table: &str, columns: &str, rows: &str) -> String {
         match self {
-            Self::MySql => format!("INSERT IGNORE INTO {table} ({columns}) VALUES ({values})"),
+            Self::MySql => format!("INSERT IGNORE INTO {table} ({columns}) VALUES {rows}"),
             Self::Postgres | Self::Sqlite => {
-                format!("INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
+                format!("INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING")
             }
         }
     }

@@ -13,6 +13,7 @@
 //! - On PostgreSQL, every change to the schedules sends a notification that wakes idle
 //!   instances at once; SQLite and MariaDB are polled.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,50 @@ fn placeholders(n: usize) -> String {
 }
 
 const LIVE: &str = "'claimed', 'running'";
+
+/// The ledger's columns written when a fire is recorded.
+const FIRE_COLUMNS: &str = "schedule_id, job, claim, nominal_time, state, reason, owner, epoch, attempt, \
+                            lease_until, claimed_at, started_at, finished_at";
+
+/// One fire's values: a new fire is at epoch 1.
+const FIRE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)";
+
+/// Rows per multi-row statement: well under every backend's limit on bound values.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// A fire a claim decided on, before it is written.
+struct PlannedFire<'a> {
+    schedule: &'a Schedule,
+    nominal: DateTime<Utc>,
+    state: FireState,
+    reason: Option<String>,
+    /// For a skipped fire: the runs going.
+    running: u32,
+    /// For a missed fire: how late.
+    lateness: Duration,
+    /// The claim also deletes the schedule (no fires left): the fire row keeps a copy, for
+    /// whoever has to take it over.
+    snapshot: bool,
+}
+
+impl<'a> PlannedFire<'a> {
+    fn new(
+        schedule: &'a Schedule,
+        nominal: DateTime<Utc>,
+        state: FireState,
+        reason: Option<String>,
+    ) -> Self {
+        Self {
+            schedule,
+            nominal,
+            state,
+            reason,
+            running: 0,
+            lateness: Duration::ZERO,
+            snapshot: false,
+        }
+    }
+}
 
 impl Store {
     fn dialect(&self) -> Dialect {
@@ -85,9 +130,8 @@ impl Store {
         Ok(u32::try_from(live).unwrap_or(u32::MAX))
     }
 
-    /// Records a fire; its id, or `None` when the fire already has a row. A claimed fire keeps
-    /// a copy of its schedule, so that whoever takes it over runs what was claimed, even if the
-    /// schedule was changed or removed meanwhile.
+    /// Records one fire of a schedule that stays (a run now, a fire skipped while paused); its
+    /// id, or `None` when the fire already has a row.
     #[allow(clippy::too_many_arguments)]
     async fn record_fire(
         &self,
@@ -100,19 +144,15 @@ impl Store {
         lease_until: Option<i64>,
         now: i64,
     ) -> Result<Option<i64>, DbErr> {
-        let sql = self.dialect().insert_ignore(
-            &self.inner.fires,
-            "schedule_id, job, claim, nominal_time, state, reason, owner, epoch, attempt, lease_until, claimed_at, \
-             finished_at",
-            "?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?",
-        );
+        let sql = self
+            .dialect()
+            .insert_ignore(&self.inner.fires, FIRE_COLUMNS, FIRE_ROW);
         let live = matches!(state, FireState::Claimed | FireState::Running);
         let schedule_id = schedule.id();
-        let claim = live.then(|| serde_json::to_string(schedule).unwrap_or_default());
         let values = vec![
             schedule_id.into(),
             schedule.job_name().map(str::to_owned).into(),
-            claim.into(),
+            Option::<String>::None.into(),
             nominal.into(),
             state.as_str().into(),
             reason.into(),
@@ -120,6 +160,7 @@ impl Store {
             i32::from(live).into(),
             lease_until.into(),
             now.into(),
+            (state == FireState::Running).then_some(now).into(),
             (!live).then_some(now).into(),
         ];
         if self.execute(txn, &sql, values).await? == 0 {
@@ -162,6 +203,7 @@ impl Store {
         owner: &str,
         jobs: &[Arc<str>],
         limit: usize,
+        running: bool,
     ) -> Result<Option<Claimed>, DbErr> {
         let txn = self.inner.db.begin().await?;
         let now = self.now_in(&txn).await?;
@@ -178,64 +220,52 @@ impl Store {
         let rows = self.query(&txn, &sql, values).await?;
         let mut claimed = Claimed::default();
         claimed.more = rows.len() == limit;
-        let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
+        let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
-            let schedule = match schedule_from_row(row) {
-                Ok(schedule) => schedule,
+            match schedule_from_row(row) {
+                Ok(schedule) => due.push((schedule, row.try_get::<i64>("", "version")?)),
                 Err(error) => {
                     tracing::error!(%error, "a due schedule cannot be read; it is left as it is");
-                    continue;
                 }
-            };
-            let version: i64 = row.try_get("", "version")?;
-            let Some(due) = schedule.next_run_time() else {
+            }
+        }
+        if due.is_empty() {
+            txn.commit().await?;
+            return Ok(Some(claimed));
+        }
+        // Every statement below covers the whole batch: a claim costs a handful of round
+        // trips however many schedules are due, and holds its row locks that briefly.
+        let mut live = self
+            .live_counts(&txn, due.iter().map(|(s, _)| s.id()), now)
+            .await?;
+        let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
+        let mut planned: Vec<PlannedFire<'_>> = Vec::new();
+        let mut advanced = Vec::new();
+        let mut finished = Vec::new();
+        for (schedule, version) in &due {
+            let Some(next_run_time) = schedule.next_run_time() else {
                 continue;
             };
-            let id: Arc<str> = schedule.id().into();
-            let plan = plan_due(&schedule, due, now_time);
-            let mut live = self.live_fires(&txn, &id, now).await?;
+            let plan = plan_due(schedule, next_run_time, now_time);
+            let last = plan.next_run_time.is_none();
+            let live = live.entry(schedule.id().to_owned()).or_default();
             for nominal in plan.run {
-                if live < schedule.max_instances() {
-                    let fire = self
-                        .record_fire(
-                            &txn,
-                            &schedule,
-                            to_micros(nominal),
-                            FireState::Claimed,
-                            None,
-                            Some(owner),
-                            Some(lease_until),
-                            now,
-                        )
-                        .await?;
-                    if let Some(fire_id) = fire {
-                        live += 1;
-                        claimed.fires.push(FireClaim::new(
-                            fire_id,
-                            schedule.clone(),
-                            nominal,
-                            1,
-                            1,
-                        ));
-                    }
+                if *live < schedule.max_instances() {
+                    *live += 1;
+                    let state = if running {
+                        FireState::Running
+                    } else {
+                        FireState::Claimed
+                    };
+                    let mut fire = PlannedFire::new(schedule, nominal, state, None);
+                    fire.snapshot = last;
+                    planned.push(fire);
                 } else {
                     let reason = format!("max_instances: {live} run(s) going");
-                    if self
-                        .record_fire(
-                            &txn,
-                            &schedule,
-                            to_micros(nominal),
-                            FireState::Skipped,
-                            Some(reason),
-                            Some(owner),
-                            None,
-                            now,
-                        )
-                        .await?
-                        .is_some()
-                    {
-                        claimed.skipped.push((Arc::clone(&id), nominal, live));
-                    }
+                    let mut fire =
+                        PlannedFire::new(schedule, nominal, FireState::Skipped, Some(reason));
+                    fire.running = *live;
+                    planned.push(fire);
                 }
             }
             for (nominal, lateness) in plan.missed {
@@ -247,57 +277,235 @@ impl Store {
                         |g| format!("{:.3} s", g.as_secs_f64())
                     )
                 );
-                if self
-                    .record_fire(
-                        &txn,
-                        &schedule,
-                        to_micros(nominal),
-                        FireState::Missed,
-                        Some(reason),
-                        Some(owner),
-                        None,
-                        now,
-                    )
-                    .await?
-                    .is_some()
-                {
-                    claimed.missed.push((Arc::clone(&id), nominal, lateness));
-                }
+                let mut fire = PlannedFire::new(schedule, nominal, FireState::Missed, Some(reason));
+                fire.lateness = lateness;
+                planned.push(fire);
             }
-            let changed = match plan.next_run_time {
-                Some(next) => {
-                    let sql = format!(
-                        "UPDATE {} SET next_run_time = ?, version = version + 1 WHERE id = ? AND version = ?",
-                        self.inner.schedules
-                    );
-                    self.execute(
-                        &txn,
-                        &sql,
-                        vec![to_micros(next).into(), (*id).into(), version.into()],
-                    )
-                    .await?
-                }
-                None => {
-                    let sql = format!(
-                        "DELETE FROM {} WHERE id = ? AND version = ?",
-                        self.inner.schedules
-                    );
-                    let deleted = self
-                        .execute(&txn, &sql, vec![(*id).into(), version.into()])
-                        .await?;
-                    claimed.finished.push(Arc::clone(&id));
-                    deleted
-                }
-            };
-            if changed == 0 {
-                // Another instance changed the schedule since it was read (SQLite, which
-                // has no row locks): give this claim up; the next one sees its new state.
-                txn.rollback().await?;
-                return Ok(None);
+            match plan.next_run_time {
+                Some(next) => advanced.push((schedule.id(), *version, to_micros(next))),
+                None => finished.push((schedule.id(), *version)),
             }
         }
+        let recorded = self
+            .record_fires(&txn, &planned, owner, lease_until, now)
+            .await?;
+        for (fire, id) in planned.into_iter().zip(recorded) {
+            // No id: the fire already had a row (its schedule was removed and added again,
+            // say); it is not recorded, or run, twice.
+            let Some(fire_id) = id else { continue };
+            let schedule_id = || Arc::<str>::from(fire.schedule.id());
+            match fire.state {
+                FireState::Claimed | FireState::Running => {
+                    let claim = FireClaim::new(fire_id, fire.schedule.clone(), fire.nominal, 1, 1);
+                    claimed
+                        .fires
+                        .push(if running { claim.started() } else { claim });
+                }
+                FireState::Skipped => {
+                    claimed
+                        .skipped
+                        .push((schedule_id(), fire.nominal, fire.running))
+                }
+                _ => claimed
+                    .missed
+                    .push((schedule_id(), fire.nominal, fire.lateness)),
+            }
+        }
+        let expected = advanced.len() + finished.len();
+        let changed = self.advance_schedules(&txn, &advanced).await?
+            + self.delete_schedules(&txn, &finished).await?;
+        if usize::try_from(changed).ok() != Some(expected) {
+            // Another instance changed a schedule since it was read (SQLite, which has no row
+            // locks): give this claim up; the next one sees the new state.
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        claimed.finished = finished.iter().map(|(id, _)| Arc::from(*id)).collect();
         txn.commit().await?;
         Ok(Some(claimed))
+    }
+
+    /// The stored schedules of these fire rows, by id (removed ones are absent).
+    async fn current_schedules(
+        &self,
+        txn: &DatabaseTransaction,
+        fires: &[QueryResult],
+    ) -> Result<HashMap<String, Schedule>, DbErr> {
+        let mut ids = Vec::new();
+        for row in fires {
+            if row.try_get::<Option<String>>("", "claim")?.is_none() {
+                ids.push(Value::from(row.try_get::<String>("", "schedule_id")?));
+            }
+        }
+        let mut schedules = HashMap::new();
+        if ids.is_empty() {
+            return Ok(schedules);
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE id IN ({})",
+            self.inner.schedules,
+            placeholders(ids.len())
+        );
+        for row in self.query(txn, &sql, ids).await? {
+            match schedule_from_row(&row) {
+                Ok(schedule) => {
+                    schedules.insert(schedule.id().to_owned(), schedule);
+                }
+                Err(error) => tracing::error!(%error, "a schedule cannot be read"),
+            }
+        }
+        Ok(schedules)
+    }
+
+    /// Live fires (claimed or running, lease not run out) of each of these schedules.
+    async fn live_counts(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: impl Iterator<Item = &str>,
+        now: i64,
+    ) -> Result<HashMap<String, u32>, DbErr> {
+        let mut values: Vec<Value> = ids.map(Into::into).collect();
+        let sql = format!(
+            "SELECT schedule_id, COUNT(*) AS live FROM {} WHERE schedule_id IN ({}) \
+             AND state IN ({LIVE}) AND lease_until > ? GROUP BY schedule_id",
+            self.inner.fires,
+            placeholders(values.len())
+        );
+        values.push(now.into());
+        let mut counts = HashMap::new();
+        for row in self.query(txn, &sql, values).await? {
+            let live: i64 = row.try_get("", "live")?;
+            counts.insert(
+                row.try_get("", "schedule_id")?,
+                u32::try_from(live).unwrap_or(u32::MAX),
+            );
+        }
+        Ok(counts)
+    }
+
+    /// Inserts planned fires, many rows per statement; for each, its id, or `None` when the
+    /// fire already had a row.
+    async fn record_fires(
+        &self,
+        txn: &DatabaseTransaction,
+        planned: &[PlannedFire<'_>],
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<Option<i64>>, DbErr> {
+        let mut ids = Vec::with_capacity(planned.len());
+        for chunk in planned.chunks(ROWS_PER_STATEMENT) {
+            let mut values = Vec::with_capacity(chunk.len() * 12);
+            for fire in chunk {
+                let live = matches!(fire.state, FireState::Claimed | FireState::Running);
+                values.extend([
+                    fire.schedule.id().into(),
+                    fire.schedule.job_name().map(str::to_owned).into(),
+                    (live && fire.snapshot)
+                        .then(|| serde_json::to_string(fire.schedule).unwrap_or_default())
+                        .into(),
+                    to_micros(fire.nominal).into(),
+                    fire.state.as_str().into(),
+                    fire.reason.clone().into(),
+                    owner.into(),
+                    i32::from(live).into(),
+                    live.then_some(lease_until).into(),
+                    now.into(),
+                    (fire.state == FireState::Running).then_some(now).into(),
+                    (!live).then_some(now).into(),
+                ]);
+            }
+            let sql = self.dialect().insert_ignore(
+                &self.inner.fires,
+                FIRE_COLUMNS,
+                &vec![FIRE_ROW; chunk.len()].join(", "),
+            );
+            self.execute(txn, &sql, values).await?;
+            // Which rows this claim wrote: those with its owner and its instant.
+            let sql = format!(
+                "SELECT id, schedule_id, nominal_time FROM {} WHERE (schedule_id, nominal_time) IN ({}) \
+                 AND owner = ? AND claimed_at = ? AND epoch = 1",
+                self.inner.fires,
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2 + 2);
+            for fire in chunk {
+                values.extend([fire.schedule.id().into(), to_micros(fire.nominal).into()]);
+            }
+            values.extend([owner.into(), now.into()]);
+            let mut written = HashMap::new();
+            for row in self.query(txn, &sql, values).await? {
+                let key: (String, i64) = (
+                    row.try_get("", "schedule_id")?,
+                    row.try_get("", "nominal_time")?,
+                );
+                written.insert(key, row.try_get::<i64>("", "id")?);
+            }
+            ids.extend(chunk.iter().map(|fire| {
+                written
+                    .get(&(fire.schedule.id().to_owned(), to_micros(fire.nominal)))
+                    .copied()
+            }));
+        }
+        Ok(ids)
+    }
+
+    /// Moves schedules to their next run time, each only if its version is still the one
+    /// read; how many moved.
+    async fn advance_schedules(
+        &self,
+        txn: &DatabaseTransaction,
+        advanced: &[(&str, i64, i64)],
+    ) -> Result<u64, DbErr> {
+        let mut changed = 0;
+        for chunk in advanced.chunks(ROWS_PER_STATEMENT) {
+            let cases = "WHEN ? THEN ? ".repeat(chunk.len());
+            let sql = format!(
+                "UPDATE {} SET next_run_time = CASE id {cases}END, version = version + 1 \
+                 WHERE id IN ({}) AND version = CASE id {cases}END",
+                self.inner.schedules,
+                placeholders(chunk.len())
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            values.extend(
+                chunk
+                    .iter()
+                    .flat_map(|&(id, _, next)| [id.into(), next.into()]),
+            );
+            values.extend(chunk.iter().map(|&(id, _, _)| Value::from(id)));
+            values.extend(
+                chunk
+                    .iter()
+                    .flat_map(|&(id, version, _)| [id.into(), version.into()]),
+            );
+            changed += self.execute(txn, &sql, values).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Deletes schedules with no fire left, each only if its version is still the one read.
+    async fn delete_schedules(
+        &self,
+        txn: &DatabaseTransaction,
+        finished: &[(&str, i64)],
+    ) -> Result<u64, DbErr> {
+        let mut changed = 0;
+        for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM {} WHERE id IN ({}) AND version = CASE id {}END",
+                self.inner.schedules,
+                placeholders(chunk.len()),
+                "WHEN ? THEN ? ".repeat(chunk.len())
+            );
+            let mut values: Vec<Value> = chunk.iter().map(|&(id, _)| id.into()).collect();
+            values.extend(
+                chunk
+                    .iter()
+                    .flat_map(|&(id, version)| [id.into(), version.into()]),
+            );
+            changed += self.execute(txn, &sql, values).await?;
+        }
+        Ok(changed)
     }
 
     async fn reclaim_in(
@@ -305,13 +513,14 @@ impl Store {
         owner: &str,
         jobs: &[Arc<str>],
         limit: usize,
+        running: bool,
     ) -> Result<Claimed, DbErr> {
         let txn = self.inner.db.begin().await?;
         let now = self.now_in(&txn).await?;
         let f = &self.inner.fires;
         let (filter, mut values) = Self::jobs_filter(jobs, "job");
         let sql = format!(
-            "SELECT id, claim, nominal_time, state, epoch, attempt, owner FROM {f} \
+            "SELECT id, schedule_id, claim, nominal_time, state, epoch, attempt, owner FROM {f} \
              WHERE state IN ({LIVE}) AND lease_until < ? AND {filter} ORDER BY lease_until LIMIT ?{}",
             self.dialect().skip_locked()
         );
@@ -320,15 +529,41 @@ impl Store {
         let rows = self.query(&txn, &sql, values).await?;
         let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
         let mut claimed = Claimed::default();
+        let current = self.current_schedules(&txn, &rows).await?;
         for row in &rows {
             let fire_id: i64 = row.try_get("", "id")?;
+            let schedule_id: String = row.try_get("", "schedule_id")?;
             let claim: Option<String> = row.try_get("", "claim")?;
+            // The schedule's last fire carries a copy (the claim deleted the schedule); any
+            // other runs the schedule as it is now.
             let schedule = match claim.as_deref().map(serde_json::from_str::<Schedule>) {
                 Some(Ok(schedule)) => schedule,
-                _ => {
+                None => match current.get(&schedule_id) {
+                    Some(schedule) => schedule.clone(),
+                    None => {
+                        let sql = format!(
+                            "UPDATE {f} SET state = 'lost', reason = ?, finished_at = ?, lease_until = NULL \
+                             WHERE id = ? AND epoch = ?"
+                        );
+                        let reason =
+                            "its schedule was removed while the fire was live; not run again";
+                        let epoch: i64 = row.try_get("", "epoch")?;
+                        let values = vec![reason.into(), now.into(), fire_id.into(), epoch.into()];
+                        if self.execute(&txn, &sql, values).await? == 1 {
+                            let nominal: i64 = row.try_get("", "nominal_time")?;
+                            claimed.lost.push((
+                                schedule_id.into(),
+                                micros(Some(nominal)).unwrap_or_default(),
+                            ));
+                        }
+                        continue;
+                    }
+                },
+                Some(Err(error)) => {
                     tracing::error!(
                         fire_id,
-                        "an expired fire's claim cannot be read; it is left as it is"
+                        %error,
+                        "an expired fire's copy of its schedule cannot be read; it is left as it is"
                     );
                     continue;
                 }
@@ -365,27 +600,26 @@ impl Store {
             // A released or never-started claim is not an attempt; a run cut short is.
             let attempts = u32::try_from(attempt).unwrap_or(1) + u32::from(started);
             let sql = format!(
-                "UPDATE {f} SET attempt = ?, epoch = epoch + 1, owner = ?, state = 'claimed', lease_until = ?, \
-                 claimed_at = ?, started_at = NULL, reason = ? WHERE id = ? AND epoch = ?"
+                "UPDATE {f} SET attempt = ?, epoch = epoch + 1, owner = ?, state = ?, lease_until = ?, \
+                 claimed_at = ?, started_at = ?, reason = ? WHERE id = ? AND epoch = ?"
             );
             let reason = format!("taken over from {previous}, whose lease ran out");
             let values = vec![
                 i32::try_from(attempts).unwrap_or(i32::MAX).into(),
                 owner.into(),
+                if running { "running" } else { "claimed" }.into(),
                 lease_until.into(),
                 now.into(),
+                running.then_some(now).into(),
                 reason.into(),
                 fire_id.into(),
                 epoch.into(),
             ];
             if self.execute(&txn, &sql, values).await? == 1 {
-                claimed.fires.push(FireClaim::new(
-                    fire_id,
-                    schedule,
-                    nominal_time,
-                    epoch + 1,
-                    attempts,
-                ));
+                let claim = FireClaim::new(fire_id, schedule, nominal_time, epoch + 1, attempts);
+                claimed
+                    .fires
+                    .push(if running { claim.started() } else { claim });
             }
         }
         txn.commit().await?;
@@ -470,11 +704,17 @@ impl SharedStore for Store {
         ))
     }
 
-    async fn claim_due(&self, owner: &str, jobs: &[Arc<str>], limit: usize) -> CoreResult<Claimed> {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        jobs: &[Arc<str>],
+        limit: usize,
+        running: bool,
+    ) -> CoreResult<Claimed> {
         if jobs.is_empty() {
             return Ok(Claimed::default());
         }
-        match self.claim_in(owner, jobs, limit).await {
+        match self.claim_in(owner, jobs, limit, running).await {
             Ok(Some(claimed)) => Ok(claimed),
             Ok(None) => {
                 let mut retry = Claimed::default();
@@ -496,11 +736,14 @@ impl SharedStore for Store {
         owner: &str,
         jobs: &[Arc<str>],
         limit: usize,
+        running: bool,
     ) -> CoreResult<Claimed> {
         if jobs.is_empty() {
             return Ok(Claimed::default());
         }
-        self.reclaim_in(owner, jobs, limit).await.map_err(db)
+        self.reclaim_in(owner, jobs, limit, running)
+            .await
+            .map_err(db)
     }
 
     async fn claim_now(&self, owner: &str, schedule_id: &str) -> CoreResult<FireClaim> {
@@ -589,6 +832,22 @@ impl SharedStore for Store {
                     self.inner.fires
                 );
                 let reason = format!("aborted at {owner}'s shutdown deadline; to be run again");
+                let values = vec![
+                    reason.into(),
+                    fire.fire_id.into(),
+                    fire.epoch.into(),
+                    owner.into(),
+                ];
+                return self.changes_one(&sql, values).await;
+            }
+            FireOutcome::NotStarted => {
+                // Never began here: back as a claim whose lease ran out, not an attempt.
+                let sql = format!(
+                    "UPDATE {} SET state = 'claimed', started_at = NULL, lease_until = {now}, reason = ? \
+                     WHERE id = ? AND epoch = ? AND owner = ? AND state IN ({LIVE})",
+                    self.inner.fires
+                );
+                let reason = format!("released by {owner} at shutdown before it started");
                 let values = vec![
                     reason.into(),
                     fire.fire_id.into(),

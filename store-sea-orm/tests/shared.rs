@@ -157,7 +157,7 @@ async fn a_dead_instances_claims_are_taken_over_and_its_late_result_rejected(
         .await
         .unwrap();
     let jobs: Vec<Arc<str>> = vec!["work".into()];
-    let claimed = store.claim_due("dead", &jobs, 10).await.unwrap();
+    let claimed = store.claim_due("dead", &jobs, 10, false).await.unwrap();
     assert_eq!(claimed.fires.len(), 1);
     let stale = claimed.fires[0].clone();
     assert!(store.start_fire("dead", &stale).await.unwrap());
@@ -214,7 +214,10 @@ async fn at_most_once_fires_of_a_dead_instance_are_lost(backend: Backend, test: 
         )
         .await
         .unwrap();
-    let claimed = store.claim_due("dead", &["work".into()], 10).await.unwrap();
+    let claimed = store
+        .claim_due("dead", &["work".into()], 10, false)
+        .await
+        .unwrap();
     assert!(store.start_fire("dead", &claimed.fires[0]).await.unwrap());
     let mut events = survivor.subscribe();
     survivor.resume_all().await.unwrap();
@@ -249,7 +252,7 @@ async fn released_claims_are_taken_over_at_once(backend: Backend, test: &str) {
         .await
         .unwrap();
     let claimed = store
-        .claim_due("leaving", &["work".into()], 10)
+        .claim_due("leaving", &["work".into()], 10, false)
         .await
         .unwrap();
     assert_eq!(claimed.fires.len(), 1);

@@ -19,7 +19,7 @@ use crate::store::{Claimed, FireClaim, FireOutcome, SharedStore};
 use crate::trigger::{Trigger, TriggerSpec};
 
 /// Schedules claimed per transaction.
-const CLAIM_BATCH: usize = 256;
+const CLAIM_BATCH: usize = 512;
 
 /// The longest wait between attempts while the store fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -186,12 +186,18 @@ impl SharedEngine {
         }
     }
 
+    /// Without a concurrency limit a claimed fire starts at once: the claim records it
+    /// running, which saves a write per fire before the job can start.
+    fn start_at_once(&self) -> bool {
+        self.shared.concurrency.is_none()
+    }
+
     async fn tick(&mut self) {
         self.fruitless = true;
         for _ in 0..64 {
             match self
                 .store
-                .claim_due(&self.owner, &self.jobs, CLAIM_BATCH)
+                .claim_due(&self.owner, &self.jobs, CLAIM_BATCH, self.start_at_once())
                 .await
             {
                 Ok(claimed) => {
@@ -211,7 +217,7 @@ impl SharedEngine {
         }
         match self
             .store
-            .reclaim_expired(&self.owner, &self.jobs, CLAIM_BATCH)
+            .reclaim_expired(&self.owner, &self.jobs, CLAIM_BATCH, self.start_at_once())
             .await
         {
             Ok(claimed) => {
@@ -553,20 +559,31 @@ impl SharedRun {
         let Ok(_permit) = shared.run_permit().await else {
             return;
         };
-        // A fire not started when shutdown begins was released; another instance runs it.
+        // A fire not started when shutdown begins goes back at once; another instance runs it.
         if shared.is_stopping() {
+            if fire.started {
+                // The claim recorded it running: only this run can say it never began.
+                if let Err(error) = store
+                    .finish_fire(&owner, &fire, &FireOutcome::NotStarted)
+                    .await
+                {
+                    tracing::error!(error = %error_chain(&error), "could not give back a fire");
+                }
+            }
             return;
         }
-        match store.start_fire(&owner, &fire).await {
-            Ok(true) => {}
-            Ok(false) => {
-                reject(&shared, &summary, fire.epoch, "before it started");
-                return;
-            }
-            Err(error) => {
-                // Its lease runs out and another instance takes it over.
-                tracing::error!(error = %error_chain(&error), "could not mark a fire running");
-                return;
+        if !fire.started {
+            match store.start_fire(&owner, &fire).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    reject(&shared, &summary, fire.epoch, "before it started");
+                    return;
+                }
+                Err(error) => {
+                    // Its lease runs out and another instance takes it over.
+                    tracing::error!(error = %error_chain(&error), "could not mark a fire running");
+                    return;
+                }
             }
         }
         lock(&running).insert(fire.fire_id, summary.clone());

@@ -41,6 +41,9 @@ pub struct FireClaim {
     pub epoch: i64,
     /// 1 for the first run of this fire, 2 after one instance died with it, ...
     pub attempt: u32,
+    /// Recorded running by the claim itself (the instance starts it at once), so no
+    /// [`SharedStore::start_fire`] is needed.
+    pub started: bool,
 }
 
 impl FireClaim {
@@ -59,7 +62,15 @@ impl FireClaim {
             nominal_time,
             epoch,
             attempt,
+            started: false,
         }
+    }
+
+    /// The same claim, recorded running by the claim itself.
+    #[must_use]
+    pub fn started(mut self) -> Self {
+        self.started = true;
+        self
     }
 }
 
@@ -106,6 +117,9 @@ pub enum FireOutcome {
     Panicked(String),
     /// The run was aborted at the shutdown deadline.
     Aborted,
+    /// A fire claimed as started that the instance did not start after all (it began to shut
+    /// down first): it goes back for another instance, not counted as an attempt.
+    NotStarted,
 }
 
 /// A fire's state in the ledger.
@@ -243,15 +257,27 @@ pub trait SharedStore: JobStore {
 
     /// Claims up to `limit` due schedules of `jobs` for `owner`, in one transaction: records
     /// their fires (run, missed or skipped) and advances them.
-    async fn claim_due(&self, owner: &str, jobs: &[Arc<str>], limit: usize) -> Result<Claimed>;
+    ///
+    /// With `running`, the fires to run are recorded running at once (the instance starts
+    /// them without waiting, and saves a write per fire); otherwise claimed, and
+    /// [`start_fire`](Self::start_fire) marks each when it starts.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        jobs: &[Arc<str>],
+        limit: usize,
+        running: bool,
+    ) -> Result<Claimed>;
 
     /// Takes over up to `limit` fires whose lease ran out: for `owner` with `epoch + 1` and
-    /// `attempt + 1`, or marked lost for `at_most_once` schedules.
+    /// `attempt + 1` (a fire that never started keeps its attempt), or marked lost for
+    /// `at_most_once` schedules. `running` as for [`claim_due`](Self::claim_due).
     async fn reclaim_expired(
         &self,
         owner: &str,
         jobs: &[Arc<str>],
         limit: usize,
+        running: bool,
     ) -> Result<Claimed>;
 
     /// Claims one extra fire of a schedule now (`run_now`).
