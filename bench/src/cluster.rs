@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use scheduler_core::{Event, JobContext, Scheduler};
+use scheduler_core::{Event, JobContext, NewSchedule, Scheduler};
 use serde::{Deserialize, Serialize};
 use store_sea_orm::{Store, StoreOptions};
 
@@ -291,6 +291,38 @@ impl Node {
         false
     }
 
+    /// Stops the process where it is (SIGSTOP), as a long pause would: it neither runs nor
+    /// renews its leases until [`thaw`](Self::thaw).
+    ///
+    /// # Errors
+    /// The process cannot be signalled.
+    pub fn freeze(&self) -> std::io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    ///
+    /// # Errors
+    /// The process cannot be signalled.
+    pub fn thaw(&self) -> std::io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> std::io::Result<()> {
+        // kill(1) rather than kill(2): the workspace forbids unsafe code.
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill {signal} {} failed: {status}",
+                self.child.id()
+            )))
+        }
+    }
+
     /// Kills the process at once (SIGKILL): no shutdown, no release, leases left to run out.
     ///
     /// # Errors
@@ -323,6 +355,26 @@ impl Drop for Node {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Writes schedules for the `tick` and `slow` jobs into a shared store, through a scheduler
+/// that never starts (so this process claims nothing).
+///
+/// # Errors
+/// The store's error, or a schedule the scheduler refuses.
+pub async fn add_schedules(
+    store: &Store,
+    schedules: impl IntoIterator<Item = NewSchedule>,
+) -> Result<(), scheduler_core::Error> {
+    let writer = Scheduler::builder()
+        .shared_store(store.clone())
+        .job("tick", |_ctx: JobContext| std::future::ready(()))
+        .job("slow", |_ctx: JobContext| std::future::ready(()))
+        .build()
+        .handle();
+    writer.add_all(schedules).await?;
+    writer.shutdown(Duration::from_secs(1)).await?;
+    Ok(())
 }
 
 /// Runs that ended with their result accepted: `Ended` lines without a `Rejected` line for

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs};
+use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs, add_schedules};
+use scheduler_core::NewSchedule;
 use scheduler_core::trigger::IntervalTrigger;
-use scheduler_core::{JobContext, NewSchedule, Scheduler};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 use store_sea_orm::{Store, StoreOptions};
@@ -68,12 +68,6 @@ async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchRe
             return Err(format!("{} did not start within 30 s", node.name()).into());
         }
     }
-    // The schedules are added by a scheduler that never starts: it only writes them.
-    let writer = Scheduler::builder()
-        .shared_store(store.clone())
-        .job("tick", |_ctx: JobContext| std::future::ready(()))
-        .build()
-        .handle();
     let lead = 3 + i64::try_from(n / 250)?;
     let start = whole_second_after(now(), lead);
     let seconds_i = i64::try_from(seconds)?;
@@ -83,12 +77,11 @@ async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchRe
         .start(start)
         .end(end)
         .build()?;
-    writer
-        .add_all(
-            (0..n).map(|i| NewSchedule::for_job("tick", trigger.clone()).id(format!("sql-{i}"))),
-        )
-        .await?;
-    writer.shutdown(Duration::from_secs(1)).await?;
+    add_schedules(
+        &store,
+        (0..n).map(|i| NewSchedule::for_job("tick", trigger.clone()).id(format!("sql-{i}"))),
+    )
+    .await?;
     if now() >= start {
         return Err(format!("adding {n} schedules took past the first fire at {start}").into());
     }

@@ -225,6 +225,8 @@ pub enum Event {
         /// The store's error.
         error: Arc<str>,
     },
+    /// The job store works again after failing.
+    StoreRecovered,
 }
 
 impl Event {
@@ -252,7 +254,8 @@ impl Event {
             | Self::SchedulerResumed
             | Self::Shutdown(_)
             | Self::AllRemoved
-            | Self::StoreFailed { .. } => None,
+            | Self::StoreFailed { .. }
+            | Self::StoreRecovered => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The shared store in one process: claims, the ledger, leases, take-over, fencing and release,
 //! with instances simulated by calling the store as a dead instance would have.
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -65,34 +66,15 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-macro_rules! on_each_backend {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(Backend::Sqlite, concat!(stringify!($name), "::sqlite")).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(Backend::Postgres, concat!(stringify!($name), "::postgres")).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn mysql() {
-                    super::$name(Backend::MySql, concat!(stringify!($name), "::mysql")).await;
-                }
-            }
-        )*
-    };
-}
-
-on_each_backend!(
+on_backends!(
+    [sqlite => Sqlite, postgres => Postgres, mysql => MySql]:
     fires_run_and_are_recorded,
     a_dead_instances_claims_are_taken_over_and_its_late_result_rejected,
     at_most_once_fires_of_a_dead_instance_are_lost,
     released_claims_are_taken_over_at_once,
     missed_skipped_and_paused_fires_have_a_reason,
+    schedules_of_unknown_jobs_are_left_to_instances_that_know_them,
+    the_ledger_is_pruned_by_count_and_age_but_never_live_fires,
 );
 
 async fn fires_run_and_are_recorded(backend: Backend, test: &str) {
@@ -349,4 +331,110 @@ fn futures_ready<T>(
     future: impl std::future::Future<Output = scheduler_core::Result<T>>,
 ) -> Option<T> {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future)).ok()
+}
+
+async fn schedules_of_unknown_jobs_are_left_to_instances_that_know_them(
+    backend: Backend,
+    test: &str,
+) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    // The schedule exists before the instance that does not know its job starts.
+    let seen = Seen::default();
+    let knowing = instance(&store, "knowing", &seen, Duration::ZERO).await;
+    knowing.pause_all().await.unwrap();
+    let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+    knowing
+        .add(
+            NewSchedule::for_job("work", every_second)
+                .id("w")
+                .first_run(FirstRun::Now),
+        )
+        .await
+        .unwrap();
+    let unaware = Scheduler::builder()
+        .shared_store(store.clone())
+        .instance_name("unaware")
+        .job("other", |_ctx: JobContext| async {})
+        .build();
+    let mut events = unaware.handle().subscribe();
+    let unaware = unaware.start().await.unwrap();
+    let reported = events.try_recv();
+    assert!(
+        matches!(&reported, Ok(Event::UnknownJob { schedule_id, job }) if &**schedule_id == "w" && &**job == "work"),
+        "{reported:?}"
+    );
+    // The unaware instance never claims it, however long it waits; the knowing one runs it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(store.fires("w", 10).await.unwrap().is_empty(), "left alone");
+    knowing.resume_all().await.unwrap();
+    wait_for("the knowing instance's run", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    unaware.shutdown(Duration::from_secs(5)).await.unwrap();
+    knowing.shutdown(Duration::from_secs(5)).await.unwrap();
+    let fires = store.fires("w", 10).await.unwrap();
+    assert!(
+        fires.iter().all(|f| f.owner.as_deref() == Some("knowing")),
+        "{fires:?}"
+    );
+}
+
+async fn the_ledger_is_pruned_by_count_and_age_but_never_live_fires(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let retention = options().keep_fires(5, Duration::from_secs(10));
+    let store = fresh_store(backend, &server, retention).await;
+    let seen = Seen::default();
+    let paused = instance(&store, "paused", &seen, Duration::ZERO).await;
+    paused.pause_all().await.unwrap();
+    // 21 fires due at once, one second apart, no coalescing: one runs (max_instances 1), 20
+    // are skipped; all are rows.
+    let now = store.now().await.unwrap();
+    let first = now - chrono::TimeDelta::milliseconds(20_100);
+    let every_second = IntervalTrigger::builder()
+        .seconds(1)
+        .start(first)
+        .build()
+        .unwrap();
+    paused
+        .add(
+            NewSchedule::for_job("work", every_second)
+                .id("busy")
+                .first_run(FirstRun::At(first))
+                .coalesce(false)
+                .misfire_grace_time(None),
+        )
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due("claimer", &["work".into()], 10, false)
+        .await
+        .unwrap();
+    assert_eq!(claimed.fires.len(), 1);
+    assert_eq!(
+        claimed.fires[0].nominal_time, first,
+        "the oldest fire runs; it stays live"
+    );
+    assert_eq!(store.fires("busy", 100).await.unwrap().len(), 21);
+
+    let pruned = store.prune().await.unwrap();
+    let left = store.fires("busy", 100).await.unwrap();
+    // Older than 10 s goes, and beyond the newest 5; the live fire stays.
+    let mut expected: Vec<_> = (16..=20)
+        .map(|s| first + chrono::TimeDelta::seconds(s))
+        .collect();
+    expected.push(first);
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(
+        left.iter().map(|f| f.nominal_time).collect::<Vec<_>>(),
+        expected,
+        "{left:?}"
+    );
+    assert_eq!(pruned, 15);
+    paused.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -156,6 +156,13 @@ impl SharedEngine {
         });
     }
 
+    fn recovered(&mut self) {
+        if self.backoff.take().is_some() {
+            tracing::info!("job store works again");
+            self.shared.emit(|| Event::StoreRecovered);
+        }
+    }
+
     /// How long to wait before looking at the store again.
     async fn next_wait(&mut self) -> Duration {
         if let Some(backoff) = self.backoff {
@@ -194,6 +201,7 @@ impl SharedEngine {
 
     async fn tick(&mut self) {
         self.fruitless = true;
+        let recovering = self.backoff.is_some();
         for _ in 0..64 {
             match self
                 .store
@@ -201,7 +209,7 @@ impl SharedEngine {
                 .await
             {
                 Ok(claimed) => {
-                    self.backoff = None;
+                    self.recovered();
                     self.fruitless &= claimed.is_empty();
                     let more = claimed.more;
                     self.apply(claimed);
@@ -213,6 +221,15 @@ impl SharedEngine {
                     self.store_failed("claim due fires", &error);
                     return;
                 }
+            }
+        }
+        if recovering {
+            // While the store was away the leases of runs here may have run out: renew them
+            // before looking for expired fires, so this instance does not take over (and run
+            // again) a fire it ran itself and is still reporting.
+            if let Err(error) = self.store.renew_leases(&self.owner).await {
+                self.store_failed("renew leases", &error);
+                return;
             }
         }
         match self
@@ -611,19 +628,54 @@ impl SharedRun {
             RunEnd::Panicked(message) => FireOutcome::Panicked(message.clone()),
             RunEnd::Aborted => FireOutcome::Aborted,
         };
-        match store.finish_fire(&owner, &fire, &outcome).await {
-            Ok(true) => {}
-            Ok(false) => reject(&shared, &summary, fire.epoch, "after it ended"),
-            Err(error) => {
-                tracing::error!(error = %error_chain(&error), "could not record how a fire ended")
-            }
-        }
+        // The fire stays in `running` (its lease renewed) until its end is recorded.
+        finish(&shared, &*store, &owner, &fire, &outcome, &summary).await;
         lock(&running).remove(&fire.fire_id);
         if end == RunEnd::Aborted {
             shared.collector.lock().aborted.push(summary);
         } else if shared.is_stopping() {
             shared.collector.lock().finished.push(summary);
         }
+    }
+}
+
+/// Records how a fire ended, retrying while the store fails: a result that is not recorded
+/// would leave the fire to be taken over and run again. Gives up at the shutdown deadline.
+async fn finish(
+    shared: &Shared,
+    store: &dyn SharedStore,
+    owner: &str,
+    fire: &FireClaim,
+    outcome: &FireOutcome,
+    summary: &RunSummary,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.finish_fire(owner, fire, outcome).await {
+            Ok(true) => return,
+            Ok(false) => return reject(shared, summary, fire.epoch, "after it ended"),
+            Err(error) => {
+                tracing::error!(
+                    schedule_id = %summary.schedule_id,
+                    nominal_time = %summary.nominal_time,
+                    error = %error_chain(&error),
+                    retry_in = ?delay,
+                    "could not record how a fire ended"
+                );
+                shared.emit(|| Event::StoreFailed {
+                    operation: "record how a fire ended",
+                    error: error_chain(&error).into(),
+                });
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.abort.cancelled() => {
+                tracing::error!(schedule_id = %summary.schedule_id, "gave up recording a fire's end at the shutdown deadline");
+                return;
+            }
+        }
+        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 

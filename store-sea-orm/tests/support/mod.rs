@@ -2,7 +2,31 @@
 //! new MariaDB/MySQL database. The server URLs come from TEST_POSTGRES_URL and TEST_MYSQL_URL;
 //! without them a test says it was skipped, unless REQUIRE_SERVICES=1 makes that a failure.
 
-#![allow(dead_code, unreachable_pub)] // each test file uses part of this
+#![allow(dead_code, unreachable_pub, unused_macros)] // each test file uses part of this
+
+/// One `#[tokio::test]` per backend for each named `async fn(Backend, &str)`:
+/// `on_backends!([sqlite => Sqlite, postgres => Postgres]: a_test, another_test)` makes
+/// `a_test::sqlite`, `a_test::postgres`, ...
+macro_rules! on_backends {
+    (@one [$($backend:ident => $variant:ident),* $(,)?] $name:ident) => {
+        mod $name {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $backend() {
+                    super::$name(
+                        Backend::$variant,
+                        concat!(stringify!($name), "::", stringify!($backend)),
+                    )
+                    .await;
+                }
+            )*
+        }
+    };
+    ($backends:tt: $($name:ident),* $(,)?) => {
+        $(on_backends!(@one $backends $name);)*
+    };
+}
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use store_sea_orm::{Store, StoreOptions};

@@ -1,0 +1,464 @@
+//! Several scheduler processes on one PostgreSQL or MariaDB database: each fire runs once,
+//! whichever processes are alive; a killed process's fire is taken over with the next epoch;
+//! a paused process's late result is refused; a restart coalesces and honours the grace.
+//!
+//! Each test starts `scheduler-bench node` processes on a fresh schema or database and judges
+//! by two witnesses: the lines the nodes printed (what each ran) and the fire ledger.
+
+#![cfg(unix)]
+
+#[path = "../../store-sea-orm/tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs, add_schedules};
+use scheduler_core::NewSchedule;
+use scheduler_core::store::{FireClaim, FireOutcome, FireRecord, FireState, JobStore, SharedStore};
+use scheduler_core::trigger::IntervalTrigger;
+use store_sea_orm::{Store, StoreOptions};
+use support::{Backend, fresh_url, server_url};
+
+const LEASE: Duration = Duration::from_secs(3);
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_scheduler-bench"))
+}
+
+#[allow(clippy::disallowed_methods)] // the test paces real processes by the wall clock
+fn wall_now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn sleep_until(t: DateTime<Utc>) {
+    if let Ok(d) = (t - wall_now()).to_std() {
+        std::thread::sleep(d);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A whole second far enough ahead for the nodes to be ready.
+fn first_fire(lead: i64) -> DateTime<Utc> {
+    let now = wall_now();
+    now.duration_trunc(TimeDelta::seconds(1)).unwrap() + TimeDelta::seconds(lead)
+}
+
+fn every(seconds: i64, start: DateTime<Utc>, end: DateTime<Utc>) -> IntervalTrigger {
+    IntervalTrigger::builder()
+        .seconds(seconds)
+        .start(start)
+        .end(end)
+        .build()
+        .unwrap()
+}
+
+struct Cluster {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    url: String,
+}
+
+impl Cluster {
+    fn new(backend: Backend, test: &str) -> Option<Self> {
+        let server = server_url(backend, test)?;
+        let rt = runtime();
+        let url = rt.block_on(fresh_url(backend, &server));
+        let options = StoreOptions::default()
+            .lease(LEASE)
+            .poll_interval(Duration::from_millis(100));
+        let store = rt.block_on(Store::connect_with(&url, options)).unwrap();
+        Some(Self { rt, store, url })
+    }
+
+    fn nodes(&self, names: &[&str]) -> Vec<Node> {
+        let nodes: Vec<Node> = names
+            .iter()
+            .map(|name| {
+                let mut config = NodeConfig::new(&self.url, name);
+                config.lease = LEASE;
+                Node::spawn(exe(), &config).unwrap()
+            })
+            .collect();
+        for node in &nodes {
+            assert!(
+                node.wait_for(Duration::from_secs(30), |l| matches!(
+                    l,
+                    NodeLine::Ready { .. }
+                )),
+                "{} did not start",
+                node.name()
+            );
+        }
+        nodes
+    }
+
+    fn add(&self, schedules: Vec<NewSchedule>) {
+        self.rt
+            .block_on(add_schedules(&self.store, schedules))
+            .unwrap();
+    }
+
+    fn ledger(&self, schedule_id: &str) -> Vec<FireRecord> {
+        self.rt
+            .block_on(self.store.fires(schedule_id, 1000))
+            .unwrap()
+    }
+
+    /// Succeeded ledger rows of a schedule, by nominal time.
+    fn succeeded(&self, schedule_id: &str) -> HashMap<DateTime<Utc>, FireRecord> {
+        self.ledger(schedule_id)
+            .into_iter()
+            .filter(|f| f.state == FireState::Succeeded)
+            .map(|f| (f.nominal_time, f))
+            .collect()
+    }
+}
+
+fn nominal_times(start: DateTime<Utc>, end: DateTime<Utc>, step: i64) -> Vec<DateTime<Utc>> {
+    let mut times = Vec::new();
+    let mut t = start;
+    while t <= end {
+        times.push(t);
+        t += TimeDelta::seconds(step);
+    }
+    times
+}
+
+fn started_by<'a>(
+    lines: &'a [NodeLine],
+    schedule_id: &str,
+    nominal: DateTime<Utc>,
+) -> Vec<&'a NodeLine> {
+    lines
+        .iter()
+        .filter(|l| {
+            matches!(l, NodeLine::Started { schedule, nominal_us, .. }
+                if schedule == schedule_id && *nominal_us == nominal.timestamp_micros())
+        })
+        .collect()
+}
+
+/// No (schedule, nominal time) has two accepted results among these nodes' lines.
+fn assert_no_duplicates(lines: &[NodeLine]) {
+    let mut seen = HashMap::new();
+    for run in accepted_runs(lines) {
+        *seen.entry(run).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "fires run to success more than once: {twice:?}"
+    );
+}
+
+macro_rules! on_servers {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[test]
+                fn postgres() {
+                    super::$name(Backend::Postgres, concat!(stringify!($name), "::postgres"));
+                }
+                #[test]
+                fn mysql() {
+                    super::$name(Backend::MySql, concat!(stringify!($name), "::mysql"));
+                }
+            }
+        )*
+    };
+}
+
+on_servers!(
+    three_processes_run_each_fire_once,
+    a_killed_process_fire_is_taken_over_once,
+    a_paused_process_late_result_is_rejected,
+    a_restart_coalesces_and_honours_the_grace_time,
+);
+
+/// 3 processes, 20 schedules at 1 s for 30 s: exactly one success per fire, none missing.
+fn three_processes_run_each_fire_once(backend: Backend, test: &str) {
+    let Some(cluster) = Cluster::new(backend, test) else {
+        return;
+    };
+    let nodes = cluster.nodes(&["a", "b", "c"]);
+    let start = first_fire(2);
+    let end = start + TimeDelta::seconds(29);
+    cluster.add(
+        (0..20)
+            .map(|i| NewSchedule::for_job("tick", every(1, start, end)).id(format!("tick-{i}")))
+            .collect(),
+    );
+    sleep_until(end + TimeDelta::seconds(2));
+    let lines: Vec<NodeLine> = nodes.into_iter().flat_map(|n| n.stop().unwrap()).collect();
+
+    assert_no_duplicates(&lines);
+    let accepted: HashMap<(String, i64), ()> =
+        accepted_runs(&lines).into_iter().map(|r| (r, ())).collect();
+    for i in 0..20 {
+        let id = format!("tick-{i}");
+        let succeeded = cluster.succeeded(&id);
+        for t in nominal_times(start, end, 1) {
+            assert!(
+                succeeded.contains_key(&t),
+                "{id} at {t}: no succeeded fire in the ledger"
+            );
+            assert!(
+                accepted.contains_key(&(id.clone(), t.timestamp_micros())),
+                "{id} at {t}: no node ran it"
+            );
+            assert_eq!(
+                started_by(&lines, &id, t).len(),
+                1,
+                "{id} at {t} started more than once"
+            );
+        }
+        assert_eq!(
+            cluster.ledger(&id).len(),
+            30,
+            "{id}: a ledger row per fire, no more"
+        );
+    }
+}
+
+/// A process killed (SIGKILL) while running a 2 s job: a survivor re-runs that fire once,
+/// with epoch and attempt 2; the dead owner's late completion is refused; every other fire
+/// still succeeds once.
+fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
+    let Some(cluster) = Cluster::new(backend, test) else {
+        return;
+    };
+    let mut nodes = cluster.nodes(&["a", "b", "c"]);
+    let start = first_fire(2);
+    let end = start + TimeDelta::seconds(29);
+    let mut schedules: Vec<NewSchedule> = (0..20)
+        .map(|i| NewSchedule::for_job("tick", every(1, start, end)).id(format!("tick-{i}")))
+        .collect();
+    schedules.push(
+        NewSchedule::for_job("slow", every(3, start, end))
+            .id("slow")
+            .args(serde_json::json!({"ms": 2000})),
+    );
+    cluster.add(schedules);
+
+    // As the dead process had it, for its late report below.
+    let slow_schedule = cluster
+        .rt
+        .block_on(cluster.store.get("slow"))
+        .unwrap()
+        .unwrap();
+
+    // The fire at +9 s runs until +11 s; whoever runs it dies at +10 s.
+    let doomed_fire = start + TimeDelta::seconds(9);
+    sleep_until(start + TimeDelta::seconds(10));
+    let victim = nodes
+        .iter()
+        .position(|n| !started_by(&n.lines(), "slow", doomed_fire).is_empty())
+        .expect("some node runs the slow fire at +9 s");
+    let mut dead = nodes.remove(victim);
+    let Some(NodeLine::Started {
+        fire: fire_id,
+        epoch: 1,
+        attempt: 1,
+        ..
+    }) = started_by(&dead.lines(), "slow", doomed_fire)
+        .first()
+        .copied()
+        .cloned()
+    else {
+        panic!("the first run of the fire is epoch 1, attempt 1");
+    };
+    dead.kill().unwrap();
+    let dead_lines = dead.lines();
+    sleep_until(end + TimeDelta::seconds(3));
+    let lines: Vec<NodeLine> = nodes.into_iter().flat_map(|n| n.stop().unwrap()).collect();
+
+    // A survivor ran the fire again, once, as its second attempt.
+    let reruns = started_by(&lines, "slow", doomed_fire);
+    assert_eq!(reruns.len(), 1, "{reruns:?}");
+    assert!(
+        matches!(reruns[0], NodeLine::Started { fire, epoch: 2, attempt: 2, .. } if *fire == fire_id),
+        "{reruns:?}"
+    );
+    let record = &cluster.succeeded("slow")[&doomed_fire];
+    assert_eq!((record.epoch, record.attempt), (2, 2));
+    assert_ne!(record.owner.as_deref(), Some(dead.name()));
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("taken over from {}", dead.name()))
+    );
+
+    // The dead owner's result, arriving late, is refused and changes nothing.
+    let stale = FireClaim::new(fire_id, slow_schedule, doomed_fire, 1, 1);
+    let outcome = FireOutcome::Failed("late".into());
+    assert!(
+        !cluster
+            .rt
+            .block_on(cluster.store.finish_fire(dead.name(), &stale, &outcome))
+            .unwrap()
+    );
+    assert_eq!(cluster.succeeded("slow")[&doomed_fire], *record);
+
+    // No fire succeeded twice; no fire is missing. The dead process's own successes count
+    // only where the ledger recorded them.
+    assert_no_duplicates(&lines);
+    let kill = start + TimeDelta::seconds(10);
+    let after_lease = kill + TimeDelta::from_std(LEASE).unwrap();
+    for i in 0..20 {
+        let id = format!("tick-{i}");
+        let succeeded = cluster.succeeded(&id);
+        for t in nominal_times(start, end, 1) {
+            assert!(succeeded.contains_key(&t), "{id} at {t}: no succeeded fire");
+        }
+    }
+    let slow = cluster.ledger("slow");
+    for t in nominal_times(start, end, 3) {
+        let fire = slow.iter().find(|f| f.nominal_time == t);
+        match fire.map(|f| f.state) {
+            Some(FireState::Succeeded) => {}
+            // While the dead run's lease held, max_instances = 1 counted it as running.
+            Some(FireState::Skipped) if t > kill && t <= after_lease => {}
+            other => panic!("slow at {t}: {other:?}; ledger {slow:?}"),
+        }
+    }
+    // Every success in the ledger was reported by the run that owned it.
+    for i in 0..20 {
+        let id = format!("tick-{i}");
+        for (t, record) in cluster.succeeded(&id) {
+            let owner_lines = if record.owner.as_deref() == Some(dead.name()) {
+                &dead_lines
+            } else {
+                &lines
+            };
+            assert!(
+                !started_by(owner_lines, &id, t).is_empty(),
+                "{id} at {t}: {record:?}"
+            );
+        }
+    }
+}
+
+/// A process frozen (SIGSTOP) mid-run past its lease: another takes the fire over; when the
+/// frozen one wakes and finishes, its result is refused.
+fn a_paused_process_late_result_is_rejected(backend: Backend, test: &str) {
+    let Some(cluster) = Cluster::new(backend, test) else {
+        return;
+    };
+    let nodes = cluster.nodes(&["a", "b"]);
+    let start = first_fire(2);
+    let end = start + TimeDelta::seconds(8);
+    cluster.add(vec![
+        NewSchedule::for_job("slow", every(8, start, end))
+            .id("slow")
+            .args(serde_json::json!({"ms": 2000})),
+    ]);
+    sleep_until(start + TimeDelta::milliseconds(500));
+    let frozen = nodes
+        .iter()
+        .position(|n| !started_by(&n.lines(), "slow", start).is_empty())
+        .expect("a node runs the first fire");
+    nodes[frozen].freeze().unwrap();
+    let other = &nodes[1 - frozen];
+    assert!(
+        other.wait_for(Duration::from_secs(15), |l| matches!(
+            l,
+            NodeLine::Ended { epoch: 2, .. }
+        )),
+        "the other node takes the fire over and runs it"
+    );
+    nodes[frozen].thaw().unwrap();
+    assert!(
+        nodes[frozen].wait_for(Duration::from_secs(10), |l| matches!(
+            l,
+            NodeLine::Rejected { epoch: 1, .. }
+        )),
+        "the woken node's result is refused: {:?}",
+        nodes[frozen].lines()
+    );
+    let frozen_name = nodes[frozen].name().to_owned();
+    sleep_until(end + TimeDelta::seconds(3));
+    let lines: Vec<NodeLine> = nodes.into_iter().flat_map(|n| n.stop().unwrap()).collect();
+    assert_no_duplicates(&lines);
+    let first = &cluster.succeeded("slow")[&start];
+    assert_eq!((first.epoch, first.attempt), (2, 2));
+    assert_ne!(first.owner.as_deref(), Some(frozen_name.as_str()));
+    assert!(
+        cluster.succeeded("slow").contains_key(&end),
+        "the next fire runs as usual"
+    );
+}
+
+/// Every process stopped across two fires, then one started: a coalescing schedule runs
+/// once for the fires it slept through; one with a 1 s grace records them missed.
+fn a_restart_coalesces_and_honours_the_grace_time(backend: Backend, test: &str) {
+    let Some(cluster) = Cluster::new(backend, test) else {
+        return;
+    };
+    let node = cluster.nodes(&["first"]).pop().unwrap();
+    let start = first_fire(2);
+    let end = start + TimeDelta::seconds(16);
+    cluster.add(vec![
+        NewSchedule::for_job("tick", every(4, start, end)).id("coalesced"),
+        NewSchedule::for_job("tick", every(4, start, end))
+            .id("strict")
+            .misfire_grace_time(Some(Duration::from_secs(1))),
+    ]);
+    // Runs at +0 and +4; down for +8 and +12; back at +14.
+    sleep_until(start + TimeDelta::milliseconds(5500));
+    let before = node.stop().unwrap();
+    assert_eq!(accepted_runs(&before).len(), 4, "{before:?}");
+    sleep_until(start + TimeDelta::seconds(14));
+    let node = cluster.nodes(&["second"]).pop().unwrap();
+    sleep_until(end + TimeDelta::seconds(2));
+    let after = node.stop().unwrap();
+
+    let (at_8, at_12, at_16) = (
+        start + TimeDelta::seconds(8),
+        start + TimeDelta::seconds(12),
+        end,
+    );
+    // Coalesced: one run for +8 and +12, as the latest of them; then +16 as usual.
+    let coalesced: Vec<_> = accepted_runs(&after)
+        .into_iter()
+        .filter(|(s, _)| s == "coalesced")
+        .collect();
+    assert_eq!(
+        coalesced,
+        vec![
+            ("coalesced".to_owned(), at_12.timestamp_micros()),
+            ("coalesced".to_owned(), at_16.timestamp_micros())
+        ]
+    );
+    let ledger = cluster.ledger("coalesced");
+    assert!(
+        ledger.iter().all(|f| f.nominal_time != at_8),
+        "a coalesced fire leaves no row: {ledger:?}"
+    );
+    // Strict: +12 was 2 s late with a 1 s grace: missed, recorded with why, not run.
+    let strict = cluster.ledger("strict");
+    let missed = strict
+        .iter()
+        .find(|f| f.nominal_time == at_12)
+        .expect("a row for +12");
+    assert_eq!(missed.state, FireState::Missed);
+    assert!(
+        missed.reason.as_deref().unwrap().contains("grace 1.000 s"),
+        "{missed:?}"
+    );
+    assert!(started_by(&after, "strict", at_12).is_empty());
+    assert!(started_by(&after, "strict", at_8).is_empty());
+    assert!(cluster.succeeded("strict").contains_key(&at_16));
+}
