@@ -9,6 +9,7 @@
 //! | `axum` | `apsched::axum`: serve with graceful shutdown, state, the REST API as a router |
 //! | `warp` | `apsched::warp`: serve with graceful shutdown, filters, the REST API as a filter |
 //! | `api` | `apsched::api`: the REST API's model, for another framework |
+//! | `sea-orm` + `sqlite`, `postgres`, `mysql` | `apsched::sea_orm`: durable schedules in a database, shared by several processes with each fire run once |
 //!
 //! # Example
 //!
@@ -56,4 +57,11 @@ pub mod axum {
 #[cfg(feature = "warp")]
 pub mod warp {
     pub use adapter_warp::*;
+}
+
+/// The durable job store on sea-orm (crate `store-sea-orm`): schedules in SQLite, PostgreSQL
+/// or MariaDB/MySQL, and one run per fire across several processes.
+#[cfg(feature = "sea-orm")]
+pub mod sea_orm {
+    pub use store_sea_orm::*;
 }

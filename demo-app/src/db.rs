@@ -108,6 +108,16 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
+    // Instances started together race to create the table; the loser's attempt fails on the
+    // winner's table, and a retry finds the migration recorded.
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..4 {
+        if migration::Migrator::up(&db, None).await.is_ok() {
+            return Ok(db);
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
     migration::Migrator::up(&db, None).await?;
     Ok(db)
 }

@@ -18,6 +18,7 @@ pub mod web_warp;
 use std::time::Duration;
 
 use apsched::api::Api;
+use apsched::sea_orm::{Store, StoreOptions};
 use apsched::trigger::IntervalTrigger;
 use apsched::{FirstRun, JobContext, JobError, NewSchedule, Scheduler};
 use sea_orm::DatabaseConnection;
@@ -73,22 +74,43 @@ pub async fn run(config: Config) -> Result<(), String> {
             redact(&config.database_url)
         )
     })?;
-    let scheduler = Scheduler::builder()
+    // On a server database the schedule lives in the database, and every instance of the
+    // demo shares it: each update runs on one of them. A SQLite file serves one process; there
+    // the schedule lives in memory and is set up afresh at each start.
+    let shared = !config.database_url.starts_with("sqlite:");
+    let mut builder = Scheduler::builder()
         .state(Db(db.clone()))
-        .job("update_db", update_db)
-        .build();
+        .job("update_db", update_db);
+    if shared {
+        let store = Store::from_connection(db.clone(), StoreOptions::default())
+            .await
+            .map_err(|e| {
+                format!(
+                    "DATABASE_URL={}: cannot set up the scheduler's tables: {e}",
+                    redact(&config.database_url)
+                )
+            })?;
+        builder = builder.shared_store(store);
+    }
+    let scheduler = builder.build();
     let handle = scheduler.handle();
     let trigger = IntervalTrigger::every(config.update_interval).map_err(|e| e.to_string())?;
-    handle
-        .add(
-            NewSchedule::for_job("update_db", trigger)
-                .id(SCHEDULE_ID)
-                .name("Database update")
-                .first_run(FirstRun::Now)
-                .replace_existing(true),
-        )
-        .await
-        .map_err(|e| format!("cannot schedule the update: {e}"))?;
+    let schedule = NewSchedule::for_job("update_db", trigger)
+        .id(SCHEDULE_ID)
+        .name("Database update")
+        .first_run(FirstRun::Now);
+    // Shared: added once, by whichever instance comes first; the others (and restarts) find
+    // it there and keep it, so its fires and pauses carry on.
+    match handle.add(schedule.replace_existing(!shared)).await {
+        Ok(_) => {}
+        Err(apsched::Error::ConflictingId(_)) if shared => {
+            tracing::info!(
+                id = SCHEDULE_ID,
+                "the update schedule is already in the database; kept as it is"
+            );
+        }
+        Err(e) => return Err(format!("cannot schedule the update: {e}")),
+    }
     let api = match &config.api_token {
         Some(token) => Api::with_bearer_token(handle.clone(), token),
         None => {

@@ -64,16 +64,21 @@ fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) 
 
 impl Demo {
     fn start(framework: &str, db: &Path) -> Self {
+        let url = format!("sqlite://{}", db.display());
+        Self::start_with(framework, &url, "warn", Stdio::null())
+    }
+
+    fn start_with(framework: &str, database_url: &str, log_level: &str, log: Stdio) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("DATABASE_URL", database_url)
             .env("UPDATE_INTERVAL_SECS", "1")
             .env("SCHEDULER_API_TOKEN", TOKEN)
             .env("DEMO_FRAMEWORK", framework)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", log_level)
+            .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start demo-app");
@@ -331,4 +336,100 @@ fn bad_settings_exit_with_one_clear_line() {
         ),
         "{stderr}"
     );
+}
+
+/// The PostgreSQL server for the multi-instance test, or `None` to skip it.
+fn postgres_server(test: &str) -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "{test}: TEST_POSTGRES_URL is not set, and REQUIRE_SERVICES=1 requires the server"
+            );
+            println!("{test}: skipped: TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// Three demo processes on one PostgreSQL database, 1 s interval, for 30 s: one `my_data` row
+/// per fire time, none missing, and no run that found its row already written (the scheduler,
+/// not the unique constraint, keeps the fires apart).
+#[test]
+fn three_instances_on_one_postgres_database_write_each_update_once() {
+    let test = "three_instances_on_one_postgres_database_write_each_update_once";
+    let Some(server) = postgres_server(test) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let schema = format!(
+        "apsched_demo_{}_{}",
+        std::process::id(),
+        wall_clock().timestamp_micros()
+    );
+    rt.block_on(async {
+        let admin = sea_orm::Database::connect(&server).await.unwrap();
+        sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+    });
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
+    let logs: Vec<PathBuf> = (0..3)
+        .map(|i| temp_db(&format!("instance-{i}")).with_extension("log"))
+        .collect();
+    let demos: Vec<Demo> = logs
+        .iter()
+        .map(|log| {
+            let file = std::fs::File::create(log).unwrap();
+            Demo::start_with("axum", &url, "info", Stdio::from(file))
+        })
+        .collect();
+    for demo in &demos {
+        poll("each instance to answer", Duration::from_secs(60), || {
+            demo.request("GET", "/healthz", None)
+                .filter(|r| r.status == 200)
+        });
+    }
+    std::thread::sleep(Duration::from_secs(30));
+    for demo in demos {
+        assert!(demo.terminate().success());
+    }
+
+    let (rows, fires) = rt.block_on(async {
+        let db = demo_app::db::connect(&url).await.unwrap();
+        let rows = demo_app::db::latest(&db, 1000).await.unwrap();
+        let store = apsched::sea_orm::Store::from_connection(db, Default::default())
+            .await
+            .unwrap();
+        let fires = apsched::store::SharedStore::fires(&store, demo_app::SCHEDULE_ID, 1000)
+            .await
+            .unwrap();
+        (rows, fires)
+    });
+    assert!(
+        rows.len() >= 28,
+        "an update a second for 30 s, got {}",
+        rows.len()
+    );
+    let times: Vec<_> = rows.iter().rev().map(|r| r.nominal_time).collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| w[1] - w[0] == TimeDelta::seconds(1)),
+        "one row per second, none missing: {times:?}"
+    );
+    assert_eq!(fires.len(), rows.len(), "a ledger row per update");
+    assert!(
+        fires
+            .iter()
+            .all(|f| f.state == apsched::store::FireState::Succeeded),
+        "{fires:?}"
+    );
+    for log in &logs {
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(!log.contains("already written"), "a fire ran twice: {log}");
+        assert!(!log.contains("database update failed"), "{log}");
+    }
 }

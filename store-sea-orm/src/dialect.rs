@@ -84,7 +84,7 @@ impl Dialect {
             Self::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"),
         };
         let schedules = format!(
-            "CREATE TABLE {p}schedules (
+            "CREATE TABLE IF NOT EXISTS {p}schedules (
                 id {text_key} NOT NULL PRIMARY KEY,
                 name TEXT NOT NULL,
                 job {text_key},
@@ -101,7 +101,7 @@ impl Dialect {
             )"
         );
         let fires = format!(
-            "CREATE TABLE {p}fires (
+            "CREATE TABLE IF NOT EXISTS {p}fires (
                 id {auto_id},
                 schedule_id {text_key} NOT NULL,
                 job {text_key},
@@ -120,11 +120,20 @@ impl Dialect {
                 UNIQUE (schedule_id, nominal_time)
             )"
         );
+        // MySQL has no `CREATE INDEX IF NOT EXISTS`; there a second instance's attempt fails
+        // and its migration is retried.
+        let if_not_exists = if self == Self::MySql {
+            ""
+        } else {
+            "IF NOT EXISTS "
+        };
         vec![
             schedules,
-            format!("CREATE INDEX {p}schedules_next ON {p}schedules (next_run_time)"),
+            format!(
+                "CREATE INDEX {if_not_exists}{p}schedules_next ON {p}schedules (next_run_time)"
+            ),
             fires,
-            format!("CREATE INDEX {p}fires_live ON {p}fires (state, lease_until)"),
+            format!("CREATE INDEX {if_not_exists}{p}fires_live ON {p}fires (state, lease_until)"),
         ]
     }
 }

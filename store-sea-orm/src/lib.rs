@@ -46,7 +46,6 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, QueryResult, SqlErr,
     TransactionTrait, Value,
 };
-use sea_orm_migration::MigratorTraitSelf;
 
 use crate::dialect::Dialect;
 
@@ -224,11 +223,7 @@ impl Store {
         {
             return Err(Error::BadPrefix(prefix.clone()));
         }
-        schema::Migrator {
-            prefix: prefix.clone(),
-        }
-        .up(&db, None)
-        .await?;
+        schema::migrate(&db, prefix).await?;
         let dialect = Dialect::of(db.get_database_backend());
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,10 +1,32 @@
 //! The tables, created by a sea-orm migration under the store's table prefix.
 
-use sea_orm::{ConnectionTrait, DbErr, DynIden};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, DynIden};
 use sea_orm_migration::MigratorTraitSelf;
 use sea_orm_migration::prelude::*;
 
 use crate::dialect::Dialect;
+
+/// Applies the migrations. Instances that start together race to create the tables, and the
+/// loser's statements fail on what the winner made; a retry finds the winner's work recorded.
+pub(crate) async fn migrate(db: &DatabaseConnection, prefix: &str) -> Result<(), DbErr> {
+    let migrator = Migrator {
+        prefix: prefix.to_owned(),
+    };
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..4 {
+        match migrator.up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::debug!(%error, "migration failed; another instance may be migrating, retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    migrator.up(db, None).await
+}
 
 /// The store's migrations, for one table prefix; applied ones are recorded in
 /// `<prefix>migrations`.
