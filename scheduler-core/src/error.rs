@@ -67,6 +67,9 @@ pub enum Error {
     /// A job definition (a REST API body, a configuration file entry) that cannot be read.
     #[error("invalid job definition: {0}")]
     InvalidJob(String),
+    /// A REST API request whose query or body (other than a job) cannot be used.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// A date-time that cannot be read.
     #[error("invalid date-time \"{value}\": {reason}")]
     InvalidDateTime {
@@ -150,6 +153,7 @@ impl Error {
                 | Self::InvalidOption { .. }
                 | Self::InvalidDateTime { .. }
                 | Self::InvalidJob(_)
+                | Self::InvalidRequest(_)
                 | Self::UnknownJob(_)
         )
     }

@@ -96,6 +96,7 @@ impl Dialect {
                 paused BOOLEAN NOT NULL,
                 at_most_once BOOLEAN NOT NULL,
                 next_run_time BIGINT,
+                due_time BIGINT,
                 paused_from BIGINT,
                 version BIGINT NOT NULL
             )"
@@ -132,6 +133,7 @@ impl Dialect {
             format!(
                 "CREATE INDEX {if_not_exists}{p}schedules_next ON {p}schedules (next_run_time)"
             ),
+            format!("CREATE INDEX {if_not_exists}{p}schedules_due ON {p}schedules (due_time)"),
             fires,
             format!("CREATE INDEX {if_not_exists}{p}fires_live ON {p}fires (state, lease_until)"),
         ]

@@ -40,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use scheduler_core::store::JobStore;
-use scheduler_core::trigger::TriggerSpec;
+use scheduler_core::trigger::{Trigger, TriggerSpec, apply_jitter};
 use scheduler_core::{Schedule, ScheduleOptions};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, QueryResult, SqlErr,
@@ -144,6 +144,13 @@ impl StoreOptions {
         self
     }
 
+    /// With PostgreSQL notifications, the longest an idle instance sleeps without looking.
+    #[must_use]
+    pub fn safety_recheck(mut self, interval: Duration) -> Self {
+        self.safety_recheck = interval;
+        self
+    }
+
     /// Ledger retention: rows per schedule, and age.
     #[must_use]
     pub fn keep_fires(mut self, count: usize, age: Duration) -> Self {
@@ -180,7 +187,7 @@ impl fmt::Debug for Store {
 }
 
 pub(crate) const COLUMNS: &str = "id, name, job, args, trigger_spec, misfire_grace_ms, coalesce_fires, \
-                       max_instances, paused, at_most_once, next_run_time, version";
+                       max_instances, paused, at_most_once, next_run_time, due_time, version";
 
 impl Store {
     /// Connects to `url` (`sqlite://file.db?mode=rwc`, `postgres://...`, `mysql://...`) and
@@ -299,6 +306,7 @@ impl Store {
                 .next_run_time()
                 .map(|t| t.timestamp_micros())
                 .into(),
+            due_time_of(schedule, schedule.next_run_time()).into(),
         ])
     }
 
@@ -309,7 +317,7 @@ impl Store {
     ) -> scheduler_core::Result<()> {
         let values = Self::schedule_values(schedule)?;
         let sql = format!(
-            "INSERT INTO {} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            "INSERT INTO {} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             self.inner.schedules
         );
         match self.execute(conn, &sql, values).await {
@@ -320,6 +328,12 @@ impl Store {
             Err(e) => Err(db(e)),
         }
     }
+}
+
+/// When a schedule's next fire is due: its next run time plus the trigger's jitter, drawn
+/// once when the time is written, so every instance agrees on it.
+pub(crate) fn due_time_of(schedule: &Schedule, next: Option<DateTime<Utc>>) -> Option<i64> {
+    next.map(|t| apply_jitter(t, schedule.trigger().jitter()).timestamp_micros())
 }
 
 pub(crate) fn micros(t: Option<i64>) -> Option<DateTime<Utc>> {
@@ -416,7 +430,7 @@ impl JobStore for Store {
         let sql = format!(
             "UPDATE {} SET name = ?, job = ?, args = ?, trigger_spec = ?, misfire_grace_ms = ?, \
              coalesce_fires = ?, max_instances = ?, paused = ?, at_most_once = ?, next_run_time = ?, \
-             version = version + 1 WHERE id = ?",
+             due_time = ?, version = version + 1 WHERE id = ?",
             self.inner.schedules
         );
         if self
@@ -505,12 +519,14 @@ impl JobStore for Store {
             return Ok(());
         }
         let sql = format!(
-            "UPDATE {} SET next_run_time = ?, version = version + 1 WHERE id = ?",
+            "UPDATE {} SET next_run_time = ?, due_time = ?, version = version + 1 WHERE id = ?",
             self.inner.schedules
         );
         let txn = self.inner.db.begin().await.map_err(db)?;
         for (id, next) in updates {
-            let values = vec![next.map(|t| t.timestamp_micros()).into(), (**id).into()];
+            // The engine applies jitter itself on this path: due when nominal.
+            let next = next.map(|t| t.timestamp_micros());
+            let values = vec![next.into(), next.into(), (**id).into()];
             self.execute(&txn, &sql, values).await.map_err(db)?;
         }
         txn.commit().await.map_err(db)

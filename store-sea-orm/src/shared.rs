@@ -5,11 +5,15 @@
 //!   compare-and-set on SQLite), their fires decided by [`plan_due`] and `max_instances`
 //!   (counted in the ledger), recorded, and the schedules advanced. A fire row is unique per
 //!   (schedule, nominal time), so no two instances can ever both record a fire.
-//! - Due times are judged by the database's clock.
+//! - Due times are judged by the database's clock. A trigger's jitter is drawn once, when the
+//!   next run time is written (`due_time`), so every instance agrees on when a fire is due.
 //! - A claimed fire is its instance's for a lease (default 30 s), renewed while it runs. When
 //!   an instance dies its leases run out and another instance takes the fires over with
 //!   `epoch + 1` (at least once), or records them lost (`at_most_once`). Starting and finishing
 //!   a fire are writes conditioned on its epoch and owner: a stale owner's result is rejected.
+//! - A fire taken over runs the schedule as it is then; a schedule's last fire (the claim
+//!   deleted the schedule) keeps a copy of it in its row. A fire whose schedule was removed
+//!   meanwhile is recorded lost, not run again.
 //! - On PostgreSQL, every change to the schedules sends a notification that wakes idle
 //!   instances at once; SQLite and MariaDB are polled.
 
@@ -27,7 +31,7 @@ use scheduler_core::{CATCH_UP_LIMIT, Schedule, plan_due};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait, Value};
 
 use crate::dialect::Dialect;
-use crate::{COLUMNS, Store, db, micros, schedule_from_row};
+use crate::{COLUMNS, Store, db, due_time_of, micros, schedule_from_row};
 
 type CoreResult<T> = scheduler_core::Result<T>;
 
@@ -210,8 +214,8 @@ impl Store {
         let now_time = micros(Some(now)).unwrap_or_default();
         let (filter, mut values) = Self::jobs_filter(jobs, "job");
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE next_run_time IS NOT NULL AND next_run_time <= ? AND {filter} \
-             ORDER BY next_run_time LIMIT ?{}",
+            "SELECT {COLUMNS} FROM {} WHERE due_time IS NOT NULL AND due_time <= ? AND {filter} \
+             ORDER BY due_time LIMIT ?{}",
             self.inner.schedules,
             self.dialect().skip_locked()
         );
@@ -223,7 +227,11 @@ impl Store {
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
             match schedule_from_row(row) {
-                Ok(schedule) => due.push((schedule, row.try_get::<i64>("", "version")?)),
+                Ok(schedule) => {
+                    let version: i64 = row.try_get("", "version")?;
+                    let due_time = micros(row.try_get("", "due_time")?);
+                    due.push((schedule, version, due_time));
+                }
                 Err(error) => {
                     tracing::error!(%error, "a due schedule cannot be read; it is left as it is");
                 }
@@ -236,17 +244,18 @@ impl Store {
         // Every statement below covers the whole batch: a claim costs a handful of round
         // trips however many schedules are due, and holds its row locks that briefly.
         let mut live = self
-            .live_counts(&txn, due.iter().map(|(s, _)| s.id()), now)
+            .live_counts(&txn, due.iter().map(|(s, _, _)| s.id()), now)
             .await?;
         let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
         let mut planned: Vec<PlannedFire<'_>> = Vec::new();
         let mut advanced = Vec::new();
         let mut finished = Vec::new();
-        for (schedule, version) in &due {
+        for (schedule, version, due_time) in &due {
             let Some(next_run_time) = schedule.next_run_time() else {
                 continue;
             };
-            let plan = plan_due(schedule, next_run_time, now_time);
+            // Lateness counts from the jittered due time.
+            let plan = plan_due(schedule, due_time.unwrap_or(next_run_time), now_time);
             let last = plan.next_run_time.is_none();
             let live = live.entry(schedule.id().to_owned()).or_default();
             for nominal in plan.run {
@@ -282,7 +291,12 @@ impl Store {
                 planned.push(fire);
             }
             match plan.next_run_time {
-                Some(next) => advanced.push((schedule.id(), *version, to_micros(next))),
+                Some(next) => advanced.push((
+                    schedule.id(),
+                    *version,
+                    to_micros(next),
+                    due_time_of(schedule, Some(next)).unwrap_or_else(|| to_micros(next)),
+                )),
                 None => finished.push((schedule.id(), *version)),
             }
         }
@@ -455,28 +469,33 @@ impl Store {
     async fn advance_schedules(
         &self,
         txn: &DatabaseTransaction,
-        advanced: &[(&str, i64, i64)],
+        advanced: &[(&str, i64, i64, i64)],
     ) -> Result<u64, DbErr> {
         let mut changed = 0;
         for chunk in advanced.chunks(ROWS_PER_STATEMENT) {
             let cases = "WHEN ? THEN ? ".repeat(chunk.len());
             let sql = format!(
-                "UPDATE {} SET next_run_time = CASE id {cases}END, version = version + 1 \
-                 WHERE id IN ({}) AND version = CASE id {cases}END",
+                "UPDATE {} SET next_run_time = CASE id {cases}END, due_time = CASE id {cases}END, \
+                 version = version + 1 WHERE id IN ({}) AND version = CASE id {cases}END",
                 self.inner.schedules,
                 placeholders(chunk.len())
             );
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
             values.extend(
                 chunk
                     .iter()
-                    .flat_map(|&(id, _, next)| [id.into(), next.into()]),
+                    .flat_map(|&(id, _, next, _)| [id.into(), next.into()]),
             );
-            values.extend(chunk.iter().map(|&(id, _, _)| Value::from(id)));
             values.extend(
                 chunk
                     .iter()
-                    .flat_map(|&(id, version, _)| [id.into(), version.into()]),
+                    .flat_map(|&(id, _, _, due)| [id.into(), due.into()]),
+            );
+            values.extend(chunk.iter().map(|&(id, _, _, _)| Value::from(id)));
+            values.extend(
+                chunk
+                    .iter()
+                    .flat_map(|&(id, version, _, _)| [id.into(), version.into()]),
             );
             changed += self.execute(txn, &sql, values).await?;
         }
@@ -686,7 +705,7 @@ impl SharedStore for Store {
         let (filter, mut values) = Self::jobs_filter(jobs, "job");
         values.extend(values.clone());
         let sql = format!(
-            "SELECT (SELECT MIN(next_run_time) FROM {} WHERE {filter}) AS next, \
+            "SELECT (SELECT MIN(due_time) FROM {} WHERE {filter}) AS next, \
              (SELECT MIN(lease_until) FROM {} WHERE state IN ({LIVE}) AND {filter}) AS lease",
             self.inner.schedules, self.inner.fires
         );
@@ -915,7 +934,8 @@ impl SharedStore for Store {
             return Ok(schedule);
         }
         let sql = format!(
-            "UPDATE {} SET paused = ?, paused_from = next_run_time, next_run_time = NULL, version = version + 1 WHERE id = ?",
+            "UPDATE {} SET paused = ?, paused_from = next_run_time, next_run_time = NULL, due_time = NULL, \
+             version = version + 1 WHERE id = ?",
             self.inner.schedules
         );
         self.execute(&txn, &sql, vec![true.into(), id.into()])
@@ -964,13 +984,15 @@ impl SharedStore for Store {
         match next {
             Some(next) => {
                 let sql = format!(
-                    "UPDATE {} SET paused = ?, paused_from = NULL, next_run_time = ?, version = version + 1 WHERE id = ?",
+                    "UPDATE {} SET paused = ?, paused_from = NULL, next_run_time = ?, due_time = ?, \
+                     version = version + 1 WHERE id = ?",
                     self.inner.schedules
                 );
+                let due = due_time_of(&schedule, Some(next));
                 self.execute(
                     &txn,
                     &sql,
-                    vec![false.into(), to_micros(next).into(), id.into()],
+                    vec![false.into(), to_micros(next).into(), due.into(), id.into()],
                 )
                 .await
                 .map_err(db)?;

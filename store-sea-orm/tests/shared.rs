@@ -75,7 +75,10 @@ on_backends!(
     missed_skipped_and_paused_fires_have_a_reason,
     schedules_of_unknown_jobs_are_left_to_instances_that_know_them,
     the_ledger_is_pruned_by_count_and_age_but_never_live_fires,
+    jitter_delays_fires_without_moving_the_grid,
 );
+
+on_backends!([postgres => Postgres]: a_change_anywhere_wakes_idle_postgres_instances);
 
 async fn fires_run_and_are_recorded(backend: Backend, test: &str) {
     let Some(server) = server_url(backend, test) else {
@@ -437,4 +440,89 @@ async fn the_ledger_is_pruned_by_count_and_age_but_never_live_fires(backend: Bac
     );
     assert_eq!(pruned, 15);
     paused.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn a_change_anywhere_wakes_idle_postgres_instances(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    // Idle, the instance would not look again for 15 s (half its lease): only the notification
+    // can make it see the new schedule at once.
+    let url = support::fresh_url(backend, &server).await;
+    let quiet = StoreOptions::default()
+        .lease(Duration::from_secs(30))
+        .safety_recheck(Duration::from_secs(60));
+    let idle_store = Store::connect_with(&url, quiet.clone()).await.unwrap();
+    let seen = Seen::default();
+    let idle = instance(&idle_store, "idle", &seen, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let elsewhere = Store::connect_with(&url, quiet).await.unwrap();
+    let writer = Scheduler::builder()
+        .shared_store(elsewhere)
+        .job("work", |_ctx: JobContext| async {})
+        .build()
+        .handle();
+    let once = DateTrigger::at(idle_store.now().await.unwrap());
+    writer
+        .add(NewSchedule::for_job("work", once).id("news"))
+        .await
+        .unwrap();
+    wait_for("the idle instance to run the new schedule", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    writer.shutdown(Duration::from_secs(1)).await.unwrap();
+    idle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn jitter_delays_fires_without_moving_the_grid(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&runs);
+    let scheduler = Scheduler::builder()
+        .shared_store(store.clone())
+        .job("work", move |ctx: JobContext| {
+            seen.lock().unwrap().push((
+                ctx.nominal_fire_time(),
+                ctx.started_at() - ctx.nominal_fire_time(),
+            ));
+            std::future::ready(())
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let jittery = IntervalTrigger::builder()
+        .seconds(1)
+        .jitter(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    scheduler
+        .add(NewSchedule::for_job("work", jittery).id("j"))
+        .await
+        .unwrap();
+    wait_for("five runs", || runs.lock().unwrap().len() >= 5).await;
+    scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    let grid: Vec<_> = runs.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(
+        grid.iter().all(|d| *d == chrono::TimeDelta::seconds(1)),
+        "{runs:?}"
+    );
+    let late: Vec<_> = runs.iter().map(|(_, late)| *late).collect();
+    // Each starts up to 400 ms after its nominal time (plus the engine's own delay); five
+    // offsets all under 30 ms would mean no jitter.
+    assert!(
+        late.iter()
+            .all(|l| *l < chrono::TimeDelta::milliseconds(800)),
+        "{late:?}"
+    );
+    assert!(
+        late.iter()
+            .any(|l| *l > chrono::TimeDelta::milliseconds(30)),
+        "{late:?}"
+    );
 }

@@ -470,7 +470,7 @@ fn runs_limit(query: Option<&str>) -> crate::Result<usize> {
         .ok()
         .filter(|n| (1..=MAX_RUNS_LIMIT).contains(n))
         .ok_or_else(|| {
-            Error::InvalidJob(format!(
+            Error::InvalidRequest(format!(
                 "limit must be a whole number from 1 to {MAX_RUNS_LIMIT}, got \"{value}\""
             ))
         })
@@ -490,7 +490,7 @@ fn shutdown_deadline(body: Option<&Value>) -> crate::Result<Duration> {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64)
             .ok_or_else(|| {
-                Error::InvalidJob(format!(
+                Error::InvalidRequest(format!(
                     "\"deadline_seconds\" must be a non-negative number, got {value}"
                 ))
             }),

@@ -1,0 +1,133 @@
+//! `GET /scheduler/jobs/{id}/runs`: a schedule's recent fires from the shared store's ledger,
+//! newest first; a bad limit is a 400 that says why; an unknown id a 404; a scheduler without
+//! a ledger answers 501.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apsched::api::Api;
+use apsched::sea_orm::{Store, StoreOptions};
+use apsched::trigger::IntervalTrigger;
+use apsched::{FirstRun, JobContext, NewSchedule, Scheduler};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use serde_json::Value;
+
+async fn get(api: &Api, path: &str) -> (StatusCode, Value) {
+    let request = Request::get(path).body(Bytes::new()).unwrap();
+    let response = api.handle(request).await;
+    let status = response.status();
+    (status, serde_json::from_slice(response.body()).unwrap())
+}
+
+fn temp_sqlite() -> String {
+    let dir = std::env::temp_dir().join("apsched-runs-api");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!(
+        "{}-{:?}.db",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    format!("sqlite://{}?mode=rwc", file.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_lists_recent_fires_newest_first() {
+    let options = StoreOptions::default().poll_interval(Duration::from_millis(100));
+    let store = Store::connect_with(&temp_sqlite(), options).await.unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&count);
+    let scheduler = Scheduler::builder()
+        .shared_store(store)
+        .instance_name("web-1")
+        .job("tick", move |_ctx: JobContext| {
+            *counter.lock().unwrap() += 1;
+            std::future::ready(())
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+    scheduler
+        .add(
+            NewSchedule::for_job("tick", every_second)
+                .id("tick")
+                .first_run(FirstRun::Now),
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if *count.lock().unwrap() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = Api::without_auth(scheduler.clone());
+
+    let (status, all) = get(&api, "/scheduler/jobs/tick/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 3, "{all:?}");
+    let times: Vec<&str> = all
+        .iter()
+        .map(|f| f["nominal_time"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {times:?}"
+    );
+    let oldest = all.last().unwrap();
+    assert_eq!(oldest["schedule_id"], "tick");
+    assert_eq!(oldest["state"], "succeeded");
+    assert_eq!(oldest["owner"], "web-1");
+    assert_eq!(
+        (oldest["epoch"].as_i64(), oldest["attempt"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(oldest["fire_id"].is_i64() && oldest["finished_at"].is_string());
+
+    let (status, one) = get(&api, "/scheduler/jobs/tick/runs?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["nominal_time"], all[0]["nominal_time"]);
+
+    let (status, error) = get(&api, "/scheduler/jobs/tick/runs?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error["error_message"],
+        "invalid request: limit must be a whole number from 1 to 1000, got \"0\""
+    );
+    let (status, _) = get(&api, "/scheduler/jobs/tick/runs?limit=lots").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, error) = get(&api, "/scheduler/jobs/nope/runs").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_scheduler_without_a_ledger_answers_501() {
+    let scheduler = Scheduler::builder()
+        .job("tick", |_ctx: JobContext| std::future::ready(()))
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+    scheduler
+        .add(NewSchedule::for_job("tick", every_second).id("tick"))
+        .await
+        .unwrap();
+    let api = Api::without_auth(scheduler.clone());
+    let (status, error) = get(&api, "/scheduler/jobs/tick/runs").await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert!(
+        error["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("shared store"),
+        "{error}"
+    );
+    scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+}
