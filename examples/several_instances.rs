@@ -1,5 +1,6 @@
-//! One of several processes sharing a schedule through PostgreSQL (or MariaDB): start it three
-//! times and each minute's report runs once, on one of them.
+//! One of several processes sharing a schedule through PostgreSQL: start it three times and
+//! each minute's report runs once, on one of them. (For MariaDB: `--features postgres,mysql`
+//! and a `mysql://` URL.)
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --example several_instances --features postgres

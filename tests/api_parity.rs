@@ -838,6 +838,13 @@ async fn custom_prefix(framework: Framework) {
     assert_eq!(c.get("/admin/cron/jobs").await.json(), json!([]));
     let outside = c.get("/scheduler").await;
     assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    // At the root.
+    let root = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN).prefix("/"),
+    );
+    assert_eq!(root.get("/").await.status, StatusCode::OK);
+    assert_eq!(root.get("/jobs").await.json(), json!([]));
 }
 
 async fn wait_for(mut condition: impl FnMut() -> bool) {

@@ -105,11 +105,6 @@ async fn lives_and_dies_with_the_server(framework: Framework) {
         )
         .await
         .unwrap();
-    let late_at = handle.now() + chrono::TimeDelta::milliseconds(1000);
-    handle
-        .add(NewSchedule::for_job("late", DateTrigger::at(late_at)).id("late"))
-        .await
-        .unwrap();
     assert_eq!(handle.state(), SchedulerState::NotStarted);
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,6 +119,12 @@ async fn lives_and_dies_with_the_server(framework: Framework) {
         tokio::time::timeout(Duration::from_secs(10), started.notified())
             .await
             .expect("the slow job started");
+        // Due while the shutdown waits for the slow job (1.5 s).
+        let late_at = handle.now() + chrono::TimeDelta::milliseconds(500);
+        handle
+            .add(NewSchedule::for_job("late", DateTrigger::at(late_at)).id("late"))
+            .await
+            .unwrap();
         stop.send(()).unwrap();
     };
     let (report, ()) = tokio::join!(server, driver);
@@ -137,7 +138,7 @@ async fn lives_and_dies_with_the_server(framework: Framework) {
     assert!(report.aborted.is_empty());
     assert_eq!(handle.state(), SchedulerState::Stopped);
     // The "late" fire came due during the shutdown: it never starts.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(*late_runs.lock().unwrap(), 0);
     // And the server no longer accepts.
     assert!(tokio::net::TcpStream::connect(address).await.is_err());

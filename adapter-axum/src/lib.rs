@@ -97,8 +97,9 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let prefix = api.mount_prefix().to_owned();
+    let root = if prefix.is_empty() { "/" } else { &prefix };
     Router::new()
-        .route(&prefix, any(handle))
+        .route(root, any(handle))
         .route(&format!("{prefix}/{{*rest}}"), any(handle))
         .with_state(api)
 }

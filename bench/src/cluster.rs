@@ -330,6 +330,10 @@ impl Node {
     pub fn kill(&mut self) -> std::io::Result<()> {
         self.child.kill()?;
         self.child.wait()?;
+        // Every line it printed before it died is read.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         Ok(())
     }
 

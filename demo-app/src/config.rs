@@ -108,18 +108,13 @@ impl Config {
                 return Err(error("DATABASE_URL", &value, "must not be empty"));
             }
             Some(value) => {
-                let known = [
-                    "sqlite:",
-                    "postgres://",
-                    "postgresql://",
-                    "mysql://",
-                    "mariadb://",
-                ];
+                // MariaDB is reached with mysql:// (sea-orm knows no mariadb:// scheme).
+                let known = ["sqlite:", "postgres://", "postgresql://", "mysql://"];
                 if !known.iter().any(|scheme| value.starts_with(scheme)) {
                     return Err(error(
                         "DATABASE_URL",
                         &redact(&value),
-                        "expected a sqlite://, postgres:// or mysql:// URL",
+                        "expected a sqlite://, postgres:// or mysql:// URL (mysql:// for MariaDB too)",
                     ));
                 }
                 value
@@ -248,7 +243,8 @@ mod tests {
             ),
             (
                 ("DATABASE_URL", "oracle://x"),
-                "DATABASE_URL=\"oracle://x\": expected a sqlite://, postgres:// or mysql:// URL",
+                "DATABASE_URL=\"oracle://x\": expected a sqlite://, postgres:// or mysql:// URL \
+                 (mysql:// for MariaDB too)",
             ),
             (
                 ("DEMO_FRAMEWORK", "rocket"),

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryOrder, QuerySelect,
+    EntityTrait, QueryOrder, QuerySelect, SqlErr,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -141,16 +140,18 @@ pub async fn record_update(
         nominal_time: Set(nominal_time),
         ..Default::default()
     };
-    let written = my_data::Entity::insert(row)
-        // `do_nothing_on`: MySQL has no `DO NOTHING`; there it becomes a no-op update of the key.
-        .on_conflict(
-            OnConflict::column(my_data::Column::NominalTime)
-                .do_nothing_on([my_data::Column::NominalTime])
-                .to_owned(),
-        )
+    // The unique key refusing the row is the answer "already written". (An upsert's affected
+    // row count cannot say it on MySQL, which counts a matched duplicate as affected.)
+    match my_data::Entity::insert(row)
         .exec_without_returning(db)
-        .await?;
-    Ok(written > 0)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The latest `limit` rows, newest first.

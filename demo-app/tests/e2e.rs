@@ -65,16 +65,22 @@ fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) 
 impl Demo {
     fn start(framework: &str, db: &Path) -> Self {
         let url = format!("sqlite://{}", db.display());
-        Self::start_with(framework, &url, "warn", Stdio::null())
+        Self::start_with(framework, &url, "1", "warn", Stdio::null())
     }
 
-    fn start_with(framework: &str, database_url: &str, log_level: &str, log: Stdio) -> Self {
+    fn start_with(
+        framework: &str,
+        database_url: &str,
+        interval_secs: &str,
+        log_level: &str,
+        log: Stdio,
+    ) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
             .env("DATABASE_URL", database_url)
-            .env("UPDATE_INTERVAL_SECS", "1")
+            .env("UPDATE_INTERVAL_SECS", interval_secs)
             .env("SCHEDULER_API_TOKEN", TOKEN)
             .env("DEMO_FRAMEWORK", framework)
             .env("RUST_LOG", log_level)
@@ -383,7 +389,7 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
         .iter()
         .map(|log| {
             let file = std::fs::File::create(log).unwrap();
-            Demo::start_with("axum", &url, "info", Stdio::from(file))
+            Demo::start_with("axum", &url, "1", "info", Stdio::from(file))
         })
         .collect();
     for demo in &demos {
@@ -432,4 +438,22 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
         assert!(!log.contains("already written"), "a fire ran twice: {log}");
         assert!(!log.contains("database update failed"), "{log}");
     }
+}
+
+/// With an hour between updates, the first is there at start all the same: it runs at once,
+/// not after a whole interval (the article's complaint).
+#[test]
+fn the_first_update_comes_at_start_not_after_an_interval() {
+    let db = temp_db("hourly");
+    let url = format!("sqlite://{}", db.display());
+    let demo = Demo::start_with("axum", &url, "3600", "warn", Stdio::null());
+    poll("the server to answer", Duration::from_secs(60), || {
+        demo.request("GET", "/healthz", None)
+            .filter(|r| r.status == 200)
+    });
+    let rows = poll("the first update", Duration::from_secs(10), || {
+        Some(demo.updates()).filter(|rows| !rows.is_empty())
+    });
+    assert_eq!(rows.len(), 1, "one update, the one at start: {rows:?}");
+    assert!(demo.terminate().success());
 }

@@ -174,3 +174,15 @@ impl fmt::Display for HumanDuration {
         }
     }
 }
+
+/// An error and its sources, joined by ": ", for logs and API answers.
+pub(crate) fn error_chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

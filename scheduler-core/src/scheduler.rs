@@ -375,8 +375,13 @@ fn default_instance_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// This machine's name, from `HOSTNAME` or `/etc/hostname`.
+/// This machine's name, from `HOSTNAME` or `/etc/hostname`, read once.
 pub(crate) fn host_name() -> Option<String> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(read_host_name).clone()
+}
+
+fn read_host_name() -> Option<String> {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())

@@ -686,6 +686,46 @@ async fn shutdown_waits_for_cooperative_jobs_aborts_the_rest_and_starts_nothing_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_job_that_calls_its_scheduler_while_it_stops_is_answered_at_once() {
+    let slot: Arc<std::sync::OnceLock<SchedulerHandle>> = Arc::default();
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let (handle, seen) = (Arc::clone(&slot), Arc::clone(&answers));
+    let scheduler = Scheduler::builder()
+        .clock(TestClock::new(t0()))
+        .job("caller", move |ctx: JobContext| {
+            let (handle, seen) = (Arc::clone(&handle), Arc::clone(&seen));
+            async move {
+                ctx.cancelled().await;
+                let answer = handle.get().unwrap().list().await.map(|l| l.len());
+                seen.lock().unwrap().push(answer);
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let _ = slot.set(scheduler.clone());
+    scheduler
+        .add(NewSchedule::for_job("caller", DateTrigger::at(secs(1))).id("c"))
+        .await
+        .unwrap();
+    wait(2.0).await;
+    let report = scheduler.shutdown(Duration::from_secs(30)).await.unwrap();
+    assert!(
+        scheduler.now() < secs(3),
+        "the stop did not wait out its deadline: {}",
+        scheduler.now()
+    );
+    let answers = answers.lock().unwrap();
+    assert!(
+        matches!(answers[..], [Err(Error::SchedulerStopped)]),
+        "{answers:?}"
+    );
+    assert_eq!(report.finished.len(), 1);
+    assert!(report.aborted.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stopped_scheduler_answers_every_call_with_a_clear_error() {
     let runs = Runs::default();
     let (scheduler, _clock) = started(&runs).await;

@@ -1,5 +1,7 @@
 //! The SQL that differs between SQLite, PostgreSQL and MariaDB/MySQL.
 
+use std::fmt::Write as _;
+
 use sea_orm::{DbBackend, Statement, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +36,7 @@ impl Dialect {
             for c in sql.chars() {
                 if c == '?' {
                     n += 1;
-                    numbered.push('$');
-                    numbered.push_str(&n.to_string());
+                    let _ = write!(numbered, "${n}");
                 } else {
                     numbered.push(c);
                 }
@@ -52,8 +53,18 @@ impl Dialect {
     pub(crate) fn now_micros(self) -> &'static str {
         match self {
             Self::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
-            Self::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
+            // UTC_TIMESTAMP, not NOW: the session's time zone (and its DST hour) must not move it.
+            Self::MySql => "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))",
             Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+        }
+    }
+
+    /// Rows per multi-row statement: well under the backend's limit on bound values (a fire
+    /// row binds 12; SQLite before 3.32 allows 999 in all).
+    pub(crate) fn rows_per_statement(self) -> usize {
+        match self {
+            Self::Sqlite => 64,
+            Self::Postgres | Self::MySql => 256,
         }
     }
 
@@ -76,20 +87,43 @@ impl Dialect {
         }
     }
 
-    /// The schema, for a table prefix.
+    /// The schema, for a table prefix. Every statement can run again after a partial run:
+    /// instances that start together race to create the tables, and MySQL commits each DDL
+    /// statement on its own.
     pub(crate) fn create_tables(self, p: &str) -> Vec<String> {
-        let (auto_id, text_key) = match self {
-            Self::Postgres => ("BIGSERIAL PRIMARY KEY", "VARCHAR(191)"),
-            Self::MySql => ("BIGINT AUTO_INCREMENT PRIMARY KEY", "VARCHAR(191)"),
-            Self::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"),
+        // MySQL's TEXT holds 64 KiB, and INSERT IGNORE would cut a longer value silently.
+        let (auto_id, key, text) = match self {
+            Self::Postgres => ("BIGSERIAL PRIMARY KEY", "VARCHAR(191)", "TEXT"),
+            Self::MySql => (
+                "BIGINT AUTO_INCREMENT PRIMARY KEY",
+                "VARCHAR(191)",
+                "LONGTEXT",
+            ),
+            Self::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT"),
+        };
+        let indexes = [
+            ("schedules", "schedules_next", "next_run_time"),
+            ("schedules", "schedules_due", "due_time"),
+            ("fires", "fires_live", "state, lease_until"),
+        ];
+        // MySQL has no CREATE INDEX IF NOT EXISTS: there the indexes go inside CREATE TABLE.
+        let inline = |table: &str| -> String {
+            if self != Self::MySql {
+                return String::new();
+            }
+            indexes
+                .iter()
+                .filter(|(t, _, _)| *t == table)
+                .map(|(_, name, columns)| format!(",\n                INDEX {p}{name} ({columns})"))
+                .collect()
         };
         let schedules = format!(
             "CREATE TABLE IF NOT EXISTS {p}schedules (
-                id {text_key} NOT NULL PRIMARY KEY,
-                name TEXT NOT NULL,
-                job {text_key},
-                args TEXT NOT NULL,
-                trigger_spec TEXT NOT NULL,
+                id {key} NOT NULL PRIMARY KEY,
+                name {text} NOT NULL,
+                job {key},
+                args {text} NOT NULL,
+                trigger_spec {text} NOT NULL,
                 misfire_grace_ms BIGINT,
                 coalesce_fires BOOLEAN NOT NULL,
                 max_instances INTEGER NOT NULL,
@@ -98,45 +132,38 @@ impl Dialect {
                 next_run_time BIGINT,
                 due_time BIGINT,
                 paused_from BIGINT,
-                version BIGINT NOT NULL
-            )"
+                version BIGINT NOT NULL{}
+            )",
+            inline("schedules")
         );
         let fires = format!(
             "CREATE TABLE IF NOT EXISTS {p}fires (
                 id {auto_id},
-                schedule_id {text_key} NOT NULL,
-                job {text_key},
-                claim TEXT,
+                schedule_id {key} NOT NULL,
+                job {key},
+                claim {text},
                 nominal_time BIGINT NOT NULL,
                 state VARCHAR(16) NOT NULL,
-                reason TEXT,
-                owner {text_key},
+                reason {text},
+                owner {key},
                 epoch BIGINT NOT NULL,
                 attempt INTEGER NOT NULL,
                 lease_until BIGINT,
                 claimed_at BIGINT,
                 started_at BIGINT,
                 finished_at BIGINT,
-                error TEXT,
-                UNIQUE (schedule_id, nominal_time)
-            )"
+                error {text},
+                UNIQUE (schedule_id, nominal_time){}
+            )",
+            inline("fires")
         );
-        // MySQL has no `CREATE INDEX IF NOT EXISTS`; there a second instance's attempt fails
-        // and its migration is retried.
-        let if_not_exists = if self == Self::MySql {
-            ""
-        } else {
-            "IF NOT EXISTS "
-        };
-        vec![
-            schedules,
-            format!(
-                "CREATE INDEX {if_not_exists}{p}schedules_next ON {p}schedules (next_run_time)"
-            ),
-            format!("CREATE INDEX {if_not_exists}{p}schedules_due ON {p}schedules (due_time)"),
-            fires,
-            format!("CREATE INDEX {if_not_exists}{p}fires_live ON {p}fires (state, lease_until)"),
-        ]
+        let mut statements = vec![schedules, fires];
+        if self != Self::MySql {
+            statements.extend(indexes.iter().map(|(table, name, columns)| {
+                format!("CREATE INDEX IF NOT EXISTS {p}{name} ON {p}{table} ({columns})")
+            }));
+        }
+        statements
     }
 }
 

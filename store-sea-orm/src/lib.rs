@@ -404,7 +404,7 @@ impl JobStore for Store {
         } else {
             self.insert(&self.inner.db, schedule).await?;
         }
-        self.changed().await;
+        self.notify_change().await;
         Ok(())
     }
 
@@ -443,7 +443,7 @@ impl JobStore for Store {
                 schedule.id().to_owned(),
             ));
         }
-        self.changed().await;
+        self.notify_change().await;
         Ok(())
     }
 
@@ -457,7 +457,7 @@ impl JobStore for Store {
         {
             return Err(scheduler_core::Error::ScheduleNotFound(id.to_owned()));
         }
-        self.changed().await;
+        self.notify_change().await;
         Ok(())
     }
 
@@ -466,7 +466,7 @@ impl JobStore for Store {
         self.execute(&self.inner.db, &sql, Vec::new())
             .await
             .map_err(db)?;
-        self.changed().await;
+        self.notify_change().await;
         Ok(())
     }
 

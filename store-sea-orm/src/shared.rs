@@ -56,9 +56,6 @@ const FIRE_COLUMNS: &str = "schedule_id, job, claim, nominal_time, state, reason
 /// One fire's values: a new fire is at epoch 1.
 const FIRE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)";
 
-/// Rows per multi-row statement: well under every backend's limit on bound values.
-const ROWS_PER_STATEMENT: usize = 256;
-
 /// A fire a claim decided on, before it is written.
 struct PlannedFire<'a> {
     schedule: &'a Schedule,
@@ -98,6 +95,30 @@ impl Store {
         self.inner.dialect
     }
 
+    /// Gives a live fire back with its lease run out, so that an instance takes it over at
+    /// once; `set` changes more columns (`"state = 'claimed', "`).
+    async fn hand_back(
+        &self,
+        owner: &str,
+        fire: &FireClaim,
+        set: &str,
+        reason: String,
+    ) -> CoreResult<bool> {
+        let sql = format!(
+            "UPDATE {} SET {set}lease_until = {}, reason = ? \
+             WHERE id = ? AND epoch = ? AND owner = ? AND state IN ({LIVE})",
+            self.inner.fires,
+            self.dialect().now_micros()
+        );
+        let values = vec![
+            reason.into(),
+            fire.fire_id.into(),
+            fire.epoch.into(),
+            owner.into(),
+        ];
+        self.changes_one(&sql, values).await
+    }
+
     /// Runs a write fenced by epoch and owner: true when it changed the one row it names.
     async fn changes_one(&self, sql: &str, values: Vec<Value>) -> CoreResult<bool> {
         Ok(self
@@ -116,70 +137,6 @@ impl Store {
         row.try_get("", "now")
     }
 
-    /// Fires of a schedule that are claimed or running with a lease that has not run out.
-    async fn live_fires(
-        &self,
-        txn: &DatabaseTransaction,
-        schedule_id: &str,
-        now: i64,
-    ) -> Result<u32, DbErr> {
-        let sql = format!(
-            "SELECT COUNT(*) AS live FROM {} WHERE schedule_id = ? AND state IN ({LIVE}) AND lease_until > ?",
-            self.inner.fires
-        );
-        let rows = self
-            .query(txn, &sql, vec![schedule_id.into(), now.into()])
-            .await?;
-        let live: i64 = rows.first().map_or(Ok(0), |r| r.try_get("", "live"))?;
-        Ok(u32::try_from(live).unwrap_or(u32::MAX))
-    }
-
-    /// Records one fire of a schedule that stays (a run now, a fire skipped while paused); its
-    /// id, or `None` when the fire already has a row.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_fire(
-        &self,
-        txn: &DatabaseTransaction,
-        schedule: &Schedule,
-        nominal: i64,
-        state: FireState,
-        reason: Option<String>,
-        owner: Option<&str>,
-        lease_until: Option<i64>,
-        now: i64,
-    ) -> Result<Option<i64>, DbErr> {
-        let sql = self
-            .dialect()
-            .insert_ignore(&self.inner.fires, FIRE_COLUMNS, FIRE_ROW);
-        let live = matches!(state, FireState::Claimed | FireState::Running);
-        let schedule_id = schedule.id();
-        let values = vec![
-            schedule_id.into(),
-            schedule.job_name().map(str::to_owned).into(),
-            Option::<String>::None.into(),
-            nominal.into(),
-            state.as_str().into(),
-            reason.into(),
-            owner.map(str::to_owned).into(),
-            i32::from(live).into(),
-            lease_until.into(),
-            now.into(),
-            (state == FireState::Running).then_some(now).into(),
-            (!live).then_some(now).into(),
-        ];
-        if self.execute(txn, &sql, values).await? == 0 {
-            return Ok(None);
-        }
-        let sql = format!(
-            "SELECT id FROM {} WHERE schedule_id = ? AND nominal_time = ?",
-            self.inner.fires
-        );
-        let rows = self
-            .query(txn, &sql, vec![schedule_id.into(), nominal.into()])
-            .await?;
-        rows.first().map(|r| r.try_get("", "id")).transpose()
-    }
-
     fn jobs_filter(jobs: &[Arc<str>], column: &str) -> (String, Vec<Value>) {
         (
             format!("{column} IN ({})", placeholders(jobs.len())),
@@ -187,7 +144,9 @@ impl Store {
         )
     }
 
-    async fn notify_change(&self) {
+    /// Tells the other instances that the schedules changed (PostgreSQL NOTIFY): called after
+    /// writes that move a schedule in time.
+    pub(crate) async fn notify_change(&self) {
         #[cfg(feature = "postgres")]
         if self.dialect() == Dialect::Postgres {
             let sql = format!("SELECT pg_notify('{}', '')", self.channel());
@@ -301,7 +260,7 @@ impl Store {
             }
         }
         let recorded = self
-            .record_fires(&txn, &planned, owner, lease_until, now)
+            .record_fires(&txn, &planned, Some(owner), lease_until, now)
             .await?;
         for (fire, id) in planned.into_iter().zip(recorded) {
             // No id: the fire already had a row (its schedule was removed and added again,
@@ -337,6 +296,24 @@ impl Store {
         claimed.finished = finished.iter().map(|(id, _)| Arc::from(*id)).collect();
         txn.commit().await?;
         Ok(Some(claimed))
+    }
+
+    /// Records a live fire lost, with why; false when it changed hands meanwhile.
+    async fn mark_lost(
+        &self,
+        txn: &DatabaseTransaction,
+        fire_id: i64,
+        epoch: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let sql = format!(
+            "UPDATE {} SET state = 'lost', reason = ?, finished_at = ?, lease_until = NULL, claim = NULL \
+             WHERE id = ? AND epoch = ?",
+            self.inner.fires
+        );
+        let values = vec![reason.into(), now.into(), fire_id.into(), epoch.into()];
+        Ok(self.execute(txn, &sql, values).await? == 1)
     }
 
     /// The stored schedules of these fire rows, by id (removed ones are absent).
@@ -403,12 +380,12 @@ impl Store {
         &self,
         txn: &DatabaseTransaction,
         planned: &[PlannedFire<'_>],
-        owner: &str,
+        owner: Option<&str>,
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<Option<i64>>, DbErr> {
         let mut ids = Vec::with_capacity(planned.len());
-        for chunk in planned.chunks(ROWS_PER_STATEMENT) {
+        for chunk in planned.chunks(self.dialect().rows_per_statement()) {
             let mut values = Vec::with_capacity(chunk.len() * 12);
             for fire in chunk {
                 let live = matches!(fire.state, FireState::Claimed | FireState::Running);
@@ -421,7 +398,7 @@ impl Store {
                     to_micros(fire.nominal).into(),
                     fire.state.as_str().into(),
                     fire.reason.clone().into(),
-                    owner.into(),
+                    owner.map(str::to_owned).into(),
                     i32::from(live).into(),
                     live.then_some(lease_until).into(),
                     now.into(),
@@ -435,18 +412,24 @@ impl Store {
                 &vec![FIRE_ROW; chunk.len()].join(", "),
             );
             self.execute(txn, &sql, values).await?;
-            // Which rows this claim wrote: those with its owner and its instant.
+            // Which rows this transaction wrote: those with its owner and its instant.
             let sql = format!(
                 "SELECT id, schedule_id, nominal_time FROM {} WHERE (schedule_id, nominal_time) IN ({}) \
-                 AND owner = ? AND claimed_at = ? AND epoch = 1",
+                 AND {} AND claimed_at = ? AND epoch = 1",
                 self.inner.fires,
-                vec!["(?, ?)"; chunk.len()].join(", ")
+                vec!["(?, ?)"; chunk.len()].join(", "),
+                if owner.is_some() {
+                    "owner = ?"
+                } else {
+                    "owner IS NULL"
+                }
             );
             let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2 + 2);
             for fire in chunk {
                 values.extend([fire.schedule.id().into(), to_micros(fire.nominal).into()]);
             }
-            values.extend([owner.into(), now.into()]);
+            values.extend(owner.map(Value::from));
+            values.push(now.into());
             let mut written = HashMap::new();
             for row in self.query(txn, &sql, values).await? {
                 let key: (String, i64) = (
@@ -472,7 +455,7 @@ impl Store {
         advanced: &[(&str, i64, i64, i64)],
     ) -> Result<u64, DbErr> {
         let mut changed = 0;
-        for chunk in advanced.chunks(ROWS_PER_STATEMENT) {
+        for chunk in advanced.chunks(self.dialect().rows_per_statement()) {
             let cases = "WHEN ? THEN ? ".repeat(chunk.len());
             let sql = format!(
                 "UPDATE {} SET next_run_time = CASE id {cases}END, due_time = CASE id {cases}END, \
@@ -509,7 +492,7 @@ impl Store {
         finished: &[(&str, i64)],
     ) -> Result<u64, DbErr> {
         let mut changed = 0;
-        for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+        for chunk in finished.chunks(self.dialect().rows_per_statement()) {
             let sql = format!(
                 "DELETE FROM {} WHERE id IN ({}) AND version = CASE id {}END",
                 self.inner.schedules,
@@ -560,15 +543,10 @@ impl Store {
                 None => match current.get(&schedule_id) {
                     Some(schedule) => schedule.clone(),
                     None => {
-                        let sql = format!(
-                            "UPDATE {f} SET state = 'lost', reason = ?, finished_at = ?, lease_until = NULL \
-                             WHERE id = ? AND epoch = ?"
-                        );
                         let reason =
                             "its schedule was removed while the fire was live; not run again";
                         let epoch: i64 = row.try_get("", "epoch")?;
-                        let values = vec![reason.into(), now.into(), fire_id.into(), epoch.into()];
-                        if self.execute(&txn, &sql, values).await? == 1 {
+                        if self.mark_lost(&txn, fire_id, epoch, reason, now).await? {
                             let nominal: i64 = row.try_get("", "nominal_time")?;
                             claimed.lost.push((
                                 schedule_id.into(),
@@ -596,22 +574,10 @@ impl Store {
             let nominal_time = micros(Some(nominal)).unwrap_or_default();
             let started = state == "running";
             if started && schedule.at_most_once() {
-                let sql = format!(
-                    "UPDATE {f} SET state = 'lost', reason = ?, finished_at = ?, lease_until = NULL, claim = NULL \
-                     WHERE id = ? AND epoch = ?"
-                );
                 let reason = format!(
                     "instance {previous} stopped renewing its lease while running it (at_most_once)"
                 );
-                if self
-                    .execute(
-                        &txn,
-                        &sql,
-                        vec![reason.into(), now.into(), fire_id.into(), epoch.into()],
-                    )
-                    .await?
-                    == 1
-                {
+                if self.mark_lost(&txn, fire_id, epoch, &reason, now).await? {
                     claimed.lost.push((schedule.id().into(), nominal_time));
                 }
                 continue;
@@ -698,29 +664,35 @@ impl SharedStore for Store {
         Ok(micros(Some(now)).unwrap_or_default())
     }
 
-    async fn next_due(&self, jobs: &[Arc<str>]) -> CoreResult<Option<DateTime<Utc>>> {
+    async fn next_due(
+        &self,
+        jobs: &[Arc<str>],
+    ) -> CoreResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         if jobs.is_empty() {
-            return Ok(None);
+            return Ok((SharedStore::now(self).await?, None));
         }
         let (filter, mut values) = Self::jobs_filter(jobs, "job");
         values.extend(values.clone());
         let sql = format!(
-            "SELECT (SELECT MIN(due_time) FROM {} WHERE {filter}) AS next, \
+            "SELECT {} AS now, (SELECT MIN(due_time) FROM {} WHERE {filter}) AS next, \
              (SELECT MIN(lease_until) FROM {} WHERE state IN ({LIVE}) AND {filter}) AS lease",
-            self.inner.schedules, self.inner.fires
+            self.dialect().now_micros(),
+            self.inner.schedules,
+            self.inner.fires
         );
         let rows = self.query(&self.inner.db, &sql, values).await.map_err(db)?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
+        let row = rows
+            .first()
+            .ok_or_else(|| db(DbErr::RecordNotFound("the next due time".to_owned())))?;
+        let now: i64 = row.try_get("", "now").map_err(db)?;
         let next: Option<i64> = row.try_get("", "next").map_err(db)?;
         let lease: Option<i64> = row.try_get("", "lease").map_err(db)?;
         // A lease runs out when the database's clock passes it: one microsecond later.
-        Ok(micros(
-            next.into_iter()
-                .chain(lease.map(|l| l.saturating_add(1)))
-                .min(),
-        ))
+        let due = next
+            .into_iter()
+            .chain(lease.map(|l| l.saturating_add(1)))
+            .min();
+        Ok((micros(Some(now)).unwrap_or_default(), micros(due)))
     }
 
     async fn claim_due(
@@ -769,7 +741,13 @@ impl SharedStore for Store {
         let txn = self.inner.db.begin().await.map_err(db)?;
         let (schedule, _) = self.locked_schedule(&txn, schedule_id).await?;
         let now = self.now_in(&txn).await.map_err(db)?;
-        let live = self.live_fires(&txn, schedule_id, now).await.map_err(db)?;
+        let live = self
+            .live_counts(&txn, std::iter::once(schedule_id), now)
+            .await
+            .map_err(db)?
+            .get(schedule_id)
+            .copied()
+            .unwrap_or(0);
         if live >= schedule.max_instances() {
             return Err(scheduler_core::Error::MaxInstancesReached {
                 id: schedule_id.to_owned(),
@@ -777,36 +755,29 @@ impl SharedStore for Store {
             });
         }
         let lease_until = now.saturating_add(lease_micros(self.inner.options.lease));
-        // Two extra runs in the same microsecond: the second takes the next one.
+        // Its nominal time is now; two extra runs in the same microsecond: the second takes
+        // the next one.
         for nominal in now..now + 1000 {
-            let fire = self
-                .record_fire(
-                    &txn,
-                    &schedule,
-                    nominal,
-                    FireState::Claimed,
-                    Some("run now".to_owned()),
-                    Some(owner),
-                    Some(lease_until),
-                    now,
-                )
+            let nominal = micros(Some(nominal)).unwrap_or_default();
+            let fire = PlannedFire::new(
+                &schedule,
+                nominal,
+                FireState::Claimed,
+                Some("run now".to_owned()),
+            );
+            let recorded = self
+                .record_fires(&txn, &[fire], Some(owner), lease_until, now)
                 .await
                 .map_err(db)?;
-            if let Some(fire_id) = fire {
+            if let Some(Some(fire_id)) = recorded.first() {
+                let fire_id = *fire_id;
                 txn.commit().await.map_err(db)?;
-                return Ok(FireClaim::new(
-                    fire_id,
-                    schedule,
-                    micros(Some(nominal)).unwrap_or_default(),
-                    1,
-                    1,
-                ));
+                return Ok(FireClaim::new(fire_id, schedule, nominal, 1, 1));
             }
         }
-        Err(scheduler_core::Error::MaxInstancesReached {
-            id: schedule_id.to_owned(),
-            running: live,
-        })
+        Err(db(DbErr::Custom(format!(
+            "\"{schedule_id}\" already has a fire at each microsecond of the last millisecond"
+        ))))
     }
 
     async fn start_fire(&self, owner: &str, fire: &FireClaim) -> CoreResult<bool> {
@@ -845,35 +816,21 @@ impl SharedStore for Store {
                 None,
             ),
             FireOutcome::Aborted => {
-                // At least once: the fire goes back with its lease run out, for another instance.
-                let sql = format!(
-                    "UPDATE {} SET lease_until = {now}, reason = ? WHERE id = ? AND epoch = ? AND owner = ?",
-                    self.inner.fires
-                );
+                // At least once: the fire goes back for another instance.
                 let reason = format!("aborted at {owner}'s shutdown deadline; to be run again");
-                let values = vec![
-                    reason.into(),
-                    fire.fire_id.into(),
-                    fire.epoch.into(),
-                    owner.into(),
-                ];
-                return self.changes_one(&sql, values).await;
+                return self.hand_back(owner, fire, "", reason).await;
             }
             FireOutcome::NotStarted => {
-                // Never began here: back as a claim whose lease ran out, not an attempt.
-                let sql = format!(
-                    "UPDATE {} SET state = 'claimed', started_at = NULL, lease_until = {now}, reason = ? \
-                     WHERE id = ? AND epoch = ? AND owner = ? AND state IN ({LIVE})",
-                    self.inner.fires
-                );
+                // Never began here: back as a claim, not an attempt.
                 let reason = format!("released by {owner} at shutdown before it started");
-                let values = vec![
-                    reason.into(),
-                    fire.fire_id.into(),
-                    fire.epoch.into(),
-                    owner.into(),
-                ];
-                return self.changes_one(&sql, values).await;
+                return self
+                    .hand_back(
+                        owner,
+                        fire,
+                        "state = 'claimed', started_at = NULL, ",
+                        reason,
+                    )
+                    .await;
             }
             _ => ("failed", None, Some(format!("{outcome:?}"))),
         };
@@ -893,16 +850,20 @@ impl SharedStore for Store {
         self.changes_one(&sql, values).await
     }
 
-    async fn renew_leases(&self, owner: &str) -> CoreResult<()> {
-        let now = self.dialect().now_micros();
-        let sql = format!(
-            "UPDATE {} SET lease_until = {now} + ? WHERE owner = ? AND state IN ({LIVE})",
-            self.inner.fires
-        );
-        let values = vec![lease_micros(self.inner.options.lease).into(), owner.into()];
-        self.execute(&self.inner.db, &sql, values)
-            .await
-            .map_err(db)?;
+    async fn renew_leases(&self, owner: &str, fire_ids: &[i64]) -> CoreResult<()> {
+        for chunk in fire_ids.chunks(self.dialect().rows_per_statement()) {
+            let sql = format!(
+                "UPDATE {} SET lease_until = {} + ? WHERE owner = ? AND state IN ({LIVE}) AND id IN ({})",
+                self.inner.fires,
+                self.dialect().now_micros(),
+                placeholders(chunk.len())
+            );
+            let mut values = vec![lease_micros(self.inner.options.lease).into(), owner.into()];
+            values.extend(chunk.iter().map(|&id| Value::from(id)));
+            self.execute(&self.inner.db, &sql, values)
+                .await
+                .map_err(db)?;
+        }
         Ok(())
     }
 
@@ -959,27 +920,24 @@ impl SharedStore for Store {
         let trigger = schedule.trigger();
         // The fires it skipped while paused go in the ledger, so "why did it not run at T?"
         // has an answer.
-        let mut skipped = micros(paused_from);
-        let mut recorded = 0;
-        while let Some(t) = skipped {
-            if t > now_time || recorded == CATCH_UP_LIMIT {
+        let mut skipped = Vec::new();
+        let mut t = micros(paused_from);
+        while let Some(nominal) = t {
+            if nominal > now_time || skipped.len() == CATCH_UP_LIMIT {
                 break;
             }
-            self.record_fire(
-                &txn,
+            let reason = Some("schedule paused".to_owned());
+            skipped.push(PlannedFire::new(
                 &schedule,
-                to_micros(t),
+                nominal,
                 FireState::Skipped,
-                Some("schedule paused".to_owned()),
-                None,
-                None,
-                now,
-            )
+                reason,
+            ));
+            t = trigger.next_fire_time(Some(nominal), nominal);
+        }
+        self.record_fires(&txn, &skipped, None, now, now)
             .await
             .map_err(db)?;
-            recorded += 1;
-            skipped = trigger.next_fire_time(Some(t), t);
-        }
         let next = trigger.next_fire_time(None, now_time);
         match next {
             Some(next) => {
@@ -1079,12 +1037,6 @@ impl SharedStore for Store {
 }
 
 impl Store {
-    /// Tells the other instances that the schedules changed: called after writes that move a
-    /// schedule in time.
-    pub(crate) async fn changed(&self) {
-        self.notify_change().await;
-    }
-
     /// The notification listener (PostgreSQL), started on first use; `None` if it cannot
     /// listen (then the store polls).
     #[cfg(feature = "postgres")]

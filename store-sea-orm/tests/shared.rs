@@ -307,14 +307,16 @@ async fn missed_skipped_and_paused_fires_have_a_reason(backend: Backend, test: &
     let late = store.fires("late", 5).await.unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].state, FireState::Missed);
+    // "misfire: 30.xxx s late, grace 5.000 s": at least the 30 s it was in the past.
+    let reason = late[0].reason.as_deref().unwrap();
+    let seconds: f64 = reason
+        .strip_prefix("misfire: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reason}"));
     assert!(
-        late[0]
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("misfire: 30."),
-        "{:?}",
-        late[0].reason
+        seconds >= 30.0 && reason.ends_with("late, grace 5.000 s"),
+        "{reason}"
     );
     let paused = store.fires("paused", 10).await.unwrap();
     assert!(!paused.is_empty() && paused.iter().all(|f| f.state == FireState::Skipped));
@@ -446,8 +448,8 @@ async fn a_change_anywhere_wakes_idle_postgres_instances(backend: Backend, test:
     let Some(server) = server_url(backend, test) else {
         return;
     };
-    // Idle, the instance would not look again for 15 s (half its lease): only the notification
-    // can make it see the new schedule at once.
+    // Idle, the instance would not look again for 60 s (its safety re-check): only the
+    // notification can make it see the new schedule at once.
     let url = support::fresh_url(backend, &server).await;
     let quiet = StoreOptions::default()
         .lease(Duration::from_secs(30))
@@ -497,7 +499,7 @@ async fn jitter_delays_fires_without_moving_the_grid(backend: Backend, test: &st
         .unwrap();
     let jittery = IntervalTrigger::builder()
         .seconds(1)
-        .jitter(Duration::from_millis(400))
+        .jitter(Duration::from_millis(900))
         .build()
         .unwrap();
     scheduler
@@ -513,16 +515,17 @@ async fn jitter_delays_fires_without_moving_the_grid(backend: Backend, test: &st
         "{runs:?}"
     );
     let late: Vec<_> = runs.iter().map(|(_, late)| *late).collect();
-    // Each starts up to 400 ms after its nominal time (plus the engine's own delay); five
-    // offsets all under 30 ms would mean no jitter.
+    // Each starts up to 900 ms after its nominal time, plus the engine's own delay (bounded
+    // loosely: the machine is shared). Five offsets all under 100 ms would mean no jitter
+    // (by chance: one in 59,049).
     assert!(
         late.iter()
-            .all(|l| *l < chrono::TimeDelta::milliseconds(800)),
+            .all(|l| *l < chrono::TimeDelta::milliseconds(1600)),
         "{late:?}"
     );
     assert!(
         late.iter()
-            .any(|l| *l > chrono::TimeDelta::milliseconds(30)),
+            .any(|l| *l > chrono::TimeDelta::milliseconds(100)),
         "{late:?}"
     );
 }

@@ -82,7 +82,10 @@ pub async fn load_jobs(handle: &SchedulerHandle, jobs: Value) -> Result<LoadedJo
             .map_err(|e| Error::InvalidJob(format!("{label}: {e}")))?;
         requests.push(request);
     }
+    // One batch: all of it is added, or none (a job that fails to add takes the batch back).
     let mut report = LoadedJobs::default();
+    let mut batch = Vec::new();
+    let mut replaced = Vec::new();
     for request in requests {
         let existing = match request.id() {
             Some(id) => handle.get(id).await?,
@@ -90,21 +93,21 @@ pub async fn load_jobs(handle: &SchedulerHandle, jobs: Value) -> Result<LoadedJo
         };
         match existing {
             Some(existing) if request.matches(&existing) => {
-                report.unchanged.push(existing.id().to_owned())
+                report.unchanged.push(existing.id().to_owned());
             }
             Some(existing) => {
-                let id = existing.id().to_owned();
-                handle
-                    .add(request.into_new_schedule().replace_existing(true))
-                    .await?;
-                report.replaced.push(id);
+                replaced.push(existing.id().to_owned());
+                batch.push(request.into_new_schedule().replace_existing(true));
             }
-            None => {
-                let added = handle.add(request.into_new_schedule()).await?;
-                report.added.push(added.id().to_owned());
-            }
+            None => batch.push(request.into_new_schedule()),
         }
     }
+    for schedule in handle.add_all(batch).await? {
+        if !replaced.iter().any(|id| id == schedule.id()) {
+            report.added.push(schedule.id().to_owned());
+        }
+    }
+    report.replaced = replaced;
     Ok(report)
 }
 

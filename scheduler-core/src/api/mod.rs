@@ -144,12 +144,13 @@ impl Api {
         Self::new(handle, Auth::None)
     }
 
-    /// Mounts the routes under `prefix` instead of `/scheduler`.
+    /// Mounts the routes under `prefix` instead of `/scheduler` (`"/"` or `""`: at the root).
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
-        let trimmed = prefix.trim_end_matches('/');
-        self.prefix = if trimmed.starts_with('/') {
-            trimmed.into()
+        let trimmed = prefix.trim_matches('/');
+        // Kept without its trailing slash; the root is "".
+        self.prefix = if trimmed.is_empty() {
+            "".into()
         } else {
             format!("/{trimmed}").into()
         };
@@ -171,7 +172,7 @@ impl Api {
         self
     }
 
-    /// The prefix the routes are under.
+    /// The prefix the routes are under, without a trailing slash: `""` at the root.
     #[must_use]
     pub fn mount_prefix(&self) -> &str {
         &self.prefix
@@ -560,14 +561,7 @@ pub fn status_of(error: &Error) -> StatusCode {
 }
 
 fn from_error(error: &Error) -> Response<Bytes> {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    error_response(status_of(error), &message)
+    error_response(status_of(error), &crate::error::error_chain(error))
 }
 
 /// An error answer: `{"error_message": ...}`.

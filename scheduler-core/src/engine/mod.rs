@@ -20,10 +20,10 @@ pub(crate) use self::run::{Collector, Runner};
 use self::run::{Fires, RunTask, new_run_id};
 pub(crate) use self::shared::SharedEngine;
 use self::table::{Entry, Key, Table};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 use crate::event::{Event, RunSummary, ShutdownReport};
 use crate::job::Job;
-use crate::schedule::{JobSource, NewSchedule, Schedule, ScheduleChanges};
+use crate::schedule::{FirstRun, JobSource, NewSchedule, Schedule, ScheduleChanges};
 use crate::scheduler::{Command, SchedulerState, Shared};
 use crate::store::JobStore;
 use crate::trigger::{Trigger, TriggerSpec};
@@ -380,19 +380,21 @@ impl Engine {
         for new in schedules {
             new.check()?;
             let replace = new.replace_existing;
+            // Jitter is for the trigger's times, not for an explicit first run.
+            let jitter = matches!(new.first_run, FirstRun::Trigger);
             let (schedule, job) = prepare(&self.shared, new, now)?;
             if !batch_ids.insert(Arc::clone(&schedule.id))
                 || (!replace && self.table.key(&schedule.id).is_some())
             {
                 return Err(Error::ConflictingId(schedule.id.to_string()));
             }
-            prepared.push((schedule, job, replace));
+            prepared.push((schedule, job, replace, jitter));
         }
         // The store first: if it refuses one, undo the ones it took, and the engine has
         // changed nothing.
-        for (i, (schedule, _, replace)) in prepared.iter().enumerate() {
+        for (i, (schedule, _, replace, _)) in prepared.iter().enumerate() {
             if let Err(error) = self.store.add(schedule, *replace).await {
-                for (done, _, replaced) in &prepared[..i] {
+                for (done, _, replaced, _) in &prepared[..i] {
                     let undo = match self.table.get(&done.id) {
                         Some(old) if *replaced => self.store.update(&old.schedule).await,
                         _ => self.store.remove(&done.id).await,
@@ -405,10 +407,8 @@ impl Engine {
             }
         }
         let mut added = Vec::with_capacity(prepared.len());
-        for (schedule, job, _) in prepared {
+        for (schedule, job, _, jitter) in prepared {
             let id = Arc::clone(&schedule.id);
-            // Jitter is for the trigger's times, not for an explicit first run.
-            let jitter = matches!(schedule.next_run_time, Some(t) if t > now);
             // A replaced schedule keeps counting its runs that are still going.
             let in_flight = self
                 .table
@@ -427,12 +427,7 @@ impl Engine {
 
     fn list(&self) -> Vec<Schedule> {
         let mut list: Vec<Schedule> = self.table.entries().map(|e| e.schedule.clone()).collect();
-        list.sort_by(|a, b| match (a.next_run_time, b.next_run_time) {
-            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.id.cmp(&b.id)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.id.cmp(&b.id),
-        });
+        list.sort_by(crate::store::memory::run_order);
         list
     }
 
@@ -586,13 +581,7 @@ impl Engine {
         self.shared.set_status(SchedulerState::Stopped);
         self.shared.begin_stopping();
         self.shared.tracker.close();
-        if tokio::time::timeout(deadline, self.shared.tracker.wait())
-            .await
-            .is_err()
-        {
-            self.shared.abort.cancel();
-            let _ = tokio::time::timeout(ABORT_WAIT, self.shared.tracker.wait()).await;
-        }
+        wait_for_runs(&self.shared, &mut self.commands, deadline).await;
         let mut report = self.shared.collector.take();
         for entry in self.table.entries() {
             // Still registered after the abort: a job that never yields.
@@ -626,6 +615,39 @@ impl Engine {
         self.shared.set_status(SchedulerState::Stopped);
         self.shared.begin_stopping();
         self.shared.tracker.close();
+    }
+}
+
+/// Lets the runs still going finish, up to `deadline`, then aborts them and gives them a
+/// moment to unwind. Commands that arrive meanwhile are answered with
+/// [`Error::SchedulerStopped`] (their reply is dropped) rather than left waiting: a job that
+/// calls its scheduler while it stops must not hold the stop up.
+pub(crate) async fn wait_for_runs(
+    shared: &Shared,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    deadline: Duration,
+) {
+    for (limit, abort_first) in [(deadline, false), (ABORT_WAIT, true)] {
+        if abort_first {
+            shared.abort.cancel();
+        }
+        let wait = tokio::time::timeout(limit, shared.tracker.wait());
+        tokio::pin!(wait);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                result = &mut wait => {
+                    if result.is_ok() {
+                        return;
+                    }
+                    break;
+                }
+                command = commands.recv(), if open => match command {
+                    Some(command) => drop(command),
+                    None => open = false,
+                },
+            }
+        }
     }
 }
 
@@ -919,17 +941,6 @@ fn shared_args(args: serde_json::Value) -> Arc<serde_json::Value> {
     } else {
         Arc::new(args)
     }
-}
-
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

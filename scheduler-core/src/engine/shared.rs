@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::run::{RunEnd, execute, new_run_id};
-use super::{error_chain, prepare, upcoming};
+use super::{prepare, upcoming, wait_for_runs};
 use crate::context::{FireInfo, JobContext, ScheduleContext};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 use crate::event::{Event, RunSummary, ShutdownReport};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
 use crate::scheduler::{Command, SchedulerState, Shared};
@@ -26,9 +26,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Claims between two prunings of the ledger.
 const PRUNE_EVERY: u32 = 600;
-
-/// After the shutdown deadline, how long aborted runs get to unwind.
-const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 /// The shortest wait after a look at the store that found nothing to do although something
 /// seemed due: another instance was claiming it, or a row cannot be read. Without it such a
@@ -51,7 +48,12 @@ pub(crate) struct SharedEngine {
     running: Running,
     backoff: Option<Duration>,
     ticks: u32,
-    fruitless: bool,
+    /// Looks at the store in a row that found nothing to do although something was due.
+    fruitless: u32,
+    /// The due time the last wait was for.
+    waiting_for: Option<DateTime<Utc>>,
+    /// The due time the last fruitless look was for.
+    stuck_at: Option<DateTime<Utc>>,
 }
 
 impl SharedEngine {
@@ -72,7 +74,9 @@ impl SharedEngine {
             running: Running::default(),
             backoff: None,
             ticks: 0,
-            fruitless: false,
+            fruitless: 0,
+            waiting_for: None,
+            stuck_at: None,
         }
     }
 
@@ -133,7 +137,11 @@ impl SharedEngine {
                         tokio::time::sleep(every).await;
                     }
                 }
-                if let Err(error) = store.renew_leases(&owner).await {
+                let ids: Vec<i64> = lock(&running).keys().copied().collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                if let Err(error) = store.renew_leases(&owner, &ids).await {
                     tracing::warn!(error = %error_chain(&error), "renewing leases failed; runs here may be taken over");
                 }
                 if cancel.is_cancelled() && lock(&running).is_empty() {
@@ -168,19 +176,22 @@ impl SharedEngine {
         if let Some(backoff) = self.backoff {
             return backoff;
         }
-        // Dead instances' leases are looked at too, at least twice a lease.
-        let recheck = self.store.recheck_interval().min(self.store.lease() / 2);
-        let next = async {
-            Ok::<_, Error>((
-                self.store.now().await?,
-                self.store.next_due(&self.jobs).await?,
-            ))
-        };
-        match next.await {
+        // `next_due` counts leases running out too, so a dead instance's fires are seen on
+        // time without a shorter re-check.
+        let recheck = self.store.recheck_interval();
+        match self.store.next_due(&self.jobs).await {
             Ok((now, Some(due))) => {
                 let wait = (due - now).to_std().unwrap_or_default().min(recheck);
-                if self.fruitless {
-                    wait.max(FRUITLESS_WAIT)
+                // The same due time that the last look found nothing to do for (a row this
+                // instance cannot use): back off, up to the re-check, rather than spin. A later
+                // due time is news (another instance took the fire): no backoff.
+                if self.stuck_at.is_some_and(|stuck| due > stuck) {
+                    self.fruitless = 0;
+                }
+                self.waiting_for = Some(due);
+                if self.fruitless > 0 {
+                    let floor = FRUITLESS_WAIT * 2u32.pow(self.fruitless.min(6));
+                    wait.max(floor.min(recheck))
                 } else {
                     wait
                 }
@@ -200,7 +211,7 @@ impl SharedEngine {
     }
 
     async fn tick(&mut self) {
-        self.fruitless = true;
+        let mut found = false;
         let recovering = self.backoff.is_some();
         for _ in 0..64 {
             match self
@@ -210,7 +221,7 @@ impl SharedEngine {
             {
                 Ok(claimed) => {
                     self.recovered();
-                    self.fruitless &= claimed.is_empty();
+                    found |= !claimed.is_empty();
                     let more = claimed.more;
                     self.apply(claimed);
                     if !more {
@@ -227,7 +238,8 @@ impl SharedEngine {
             // While the store was away the leases of runs here may have run out: renew them
             // before looking for expired fires, so this instance does not take over (and run
             // again) a fire it ran itself and is still reporting.
-            if let Err(error) = self.store.renew_leases(&self.owner).await {
+            let ids: Vec<i64> = lock(&self.running).keys().copied().collect();
+            if let Err(error) = self.store.renew_leases(&self.owner, &ids).await {
                 self.store_failed("renew leases", &error);
                 return;
             }
@@ -238,10 +250,16 @@ impl SharedEngine {
             .await
         {
             Ok(claimed) => {
-                self.fruitless &= claimed.is_empty();
+                found |= !claimed.is_empty();
                 self.apply(claimed);
             }
             Err(error) => self.store_failed("take over expired fires", &error),
+        }
+        if found {
+            self.fruitless = 0;
+        } else {
+            self.fruitless = self.fruitless.saturating_add(1);
+            self.stuck_at = self.waiting_for;
         }
         self.ticks += 1;
         if self.ticks % PRUNE_EVERY == 0 {
@@ -423,17 +441,27 @@ impl SharedEngine {
             }
             prepared.push((schedule, replace));
         }
-        let mut added: Vec<Schedule> = Vec::with_capacity(prepared.len());
+        // All or none: a failure takes back what the batch wrote, restoring what it replaced.
+        let mut added: Vec<(Schedule, Option<Schedule>)> = Vec::with_capacity(prepared.len());
         for (schedule, replace) in prepared {
-            if let Err(error) = self.store.add(&schedule, replace).await {
-                // All or none: take back the ones this batch added.
-                for done in &added {
-                    let _ = self.store.remove(done.id()).await;
+            let previous = if replace {
+                self.store.get(schedule.id()).await?
+            } else {
+                None
+            };
+            let written = self.store.add(&schedule, replace).await;
+            if let Err(error) = written {
+                for (done, previous) in added.iter().rev() {
+                    let _ = match previous {
+                        Some(previous) => self.store.add(previous, true).await,
+                        None => self.store.remove(done.id()).await,
+                    };
                 }
                 return Err(error);
             }
-            added.push(schedule);
+            added.push((schedule, previous));
         }
+        let added: Vec<Schedule> = added.into_iter().map(|(schedule, _)| schedule).collect();
         for schedule in &added {
             self.shared.emit(|| Event::Added {
                 schedule_id: Arc::clone(&schedule.id),
@@ -518,13 +546,7 @@ impl SharedEngine {
             self.store_failed("release claims", &error);
         }
         self.shared.tracker.close();
-        if tokio::time::timeout(deadline, self.shared.tracker.wait())
-            .await
-            .is_err()
-        {
-            self.shared.abort.cancel();
-            let _ = tokio::time::timeout(ABORT_WAIT, self.shared.tracker.wait()).await;
-        }
+        wait_for_runs(&self.shared, &mut self.commands, deadline).await;
         let mut report = self.shared.collector.take();
         report.aborted.extend(lock(&self.running).values().cloned());
         tracing::info!(

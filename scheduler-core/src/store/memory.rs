@@ -40,7 +40,7 @@ impl MemoryStore {
 }
 
 /// By next run time, those without one last; ties by id.
-fn run_order(a: &Schedule, b: &Schedule) -> std::cmp::Ordering {
+pub(crate) fn run_order(a: &Schedule, b: &Schedule) -> std::cmp::Ordering {
     match (a.next_run_time, b.next_run_time) {
         (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.id.cmp(&b.id)),
         (Some(_), None) => std::cmp::Ordering::Less,

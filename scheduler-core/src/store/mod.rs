@@ -7,7 +7,7 @@
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
-mod memory;
+pub(crate) mod memory;
 pub mod shared;
 
 use std::fmt::Debug;

@@ -250,10 +250,10 @@ pub trait SharedStore: JobStore {
     /// The store's clock: due times are judged by it, not by the instances'.
     async fn now(&self) -> Result<DateTime<Utc>>;
 
-    /// When this instance next has something to do: the earliest next run time of a schedule
-    /// it can run, or the earliest lease of a live fire of such a schedule to run out (a dead
-    /// instance's fire is taken over then).
-    async fn next_due(&self, jobs: &[Arc<str>]) -> Result<Option<DateTime<Utc>>>;
+    /// The store's clock now, and when this instance next has something to do: the earliest
+    /// due time of a schedule it can run, or the earliest lease of a live fire of such a
+    /// schedule to run out (a dead instance's fire is taken over then). One round trip.
+    async fn next_due(&self, jobs: &[Arc<str>]) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>)>;
 
     /// Claims up to `limit` due schedules of `jobs` for `owner`, in one transaction: records
     /// their fires (run, missed or skipped) and advances them.
@@ -299,8 +299,9 @@ pub trait SharedStore: JobStore {
         outcome: &FireOutcome,
     ) -> Result<bool>;
 
-    /// Renews the leases of `owner`'s claimed and running fires.
-    async fn renew_leases(&self, owner: &str) -> Result<()>;
+    /// Renews the leases of these fires of `owner`: the ones it is running. A fire it gave
+    /// back, or claimed and never ran, is not among them and runs out.
+    async fn renew_leases(&self, owner: &str, fire_ids: &[i64]) -> Result<()>;
 
     /// Gives back `owner`'s claimed fires that have not started, so another instance takes
     /// them at once instead of after their lease.
