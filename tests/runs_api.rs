@@ -1,6 +1,6 @@
-//! `GET /scheduler/jobs/{id}/runs`: a schedule's recent fires from the shared store's ledger,
-//! newest first; a bad limit is a 400 that says why; an unknown id a 404; a scheduler without
-//! a ledger answers 501.
+//! `GET /scheduler/jobs/{id}/runs`: a schedule's recent fires, newest first, from a shared
+//! store's ledger or the scheduler's own history; a bad limit is a 400 that says why; an
+//! unknown id a 404.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -86,7 +86,7 @@ async fn runs_lists_recent_fires_newest_first() {
         (oldest["epoch"].as_i64(), oldest["attempt"].as_i64()),
         (Some(1), Some(1))
     );
-    assert!(oldest["fire_id"].is_i64() && oldest["finished_at"].is_string());
+    assert!(oldest["fire_id"].is_string() && oldest["finished_at"].is_string());
 
     let (status, one) = get(&api, "/scheduler/jobs/tick/runs?limit=1").await;
     assert_eq!(status, StatusCode::OK);
@@ -106,28 +106,54 @@ async fn runs_lists_recent_fires_newest_first() {
     scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_scheduler_without_a_ledger_answers_501() {
+#[tokio::test(start_paused = true)]
+async fn an_in_memory_scheduler_answers_from_its_own_history() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
     let scheduler = Scheduler::builder()
+        .clock(apsched::clock::TestClock::new(start))
+        .instance_name("web-1")
         .job("tick", |_ctx: JobContext| std::future::ready(()))
+        .job("fail", |_ctx: JobContext| {
+            std::future::ready(Err::<(), _>(apsched::JobError::msg("disk full")))
+        })
         .build()
         .start()
         .await
         .unwrap();
     let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
     scheduler
-        .add(NewSchedule::for_job("tick", every_second).id("tick"))
+        .add_all([
+            NewSchedule::for_job("tick", every_second.clone()).id("tick"),
+            NewSchedule::for_job("fail", every_second).id("fail"),
+        ])
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let api = Api::without_auth(scheduler.clone());
-    let (status, error) = get(&api, "/scheduler/jobs/tick/runs").await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert!(
-        error["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("shared store"),
-        "{error}"
+    let (status, runs) = get(&api, "/scheduler/jobs/tick/runs").await;
+    assert_eq!(status, StatusCode::OK, "{runs}");
+    let times: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["nominal_time"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2026-01-01T00:00:03Z",
+            "2026-01-01T00:00:02Z",
+            "2026-01-01T00:00:01Z"
+        ]
     );
+    assert_eq!(runs[0]["state"], "succeeded");
+    assert_eq!(runs[0]["owner"], "web-1");
+    let (_, failed) = get(&api, "/scheduler/jobs/fail/runs?limit=1").await;
+    assert_eq!(failed[0]["state"], "failed");
+    assert_eq!(failed[0]["error"], "disk full");
+    let (status, _) = get(&api, "/scheduler/jobs/nope/runs").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
 }

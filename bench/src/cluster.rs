@@ -35,7 +35,7 @@ pub enum NodeLine {
         /// Nominal fire time, microseconds since the Unix epoch.
         nominal_us: i64,
         /// The fire's ledger id.
-        fire: i64,
+        fire: String,
         /// The fire's epoch.
         epoch: i64,
         /// The fire's attempt.
@@ -160,7 +160,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), BoxError> {
         print(&NodeLine::Started {
             schedule: ctx.schedule_id().to_owned(),
             nominal_us: micros(ctx.nominal_fire_time()),
-            fire: ctx.fire_id().unwrap_or_default(),
+            fire: ctx.fire_id().unwrap_or_default().to_owned(),
             epoch: ctx.epoch().unwrap_or_default(),
             attempt: ctx.attempt(),
             late_us: (ctx.started_at() - ctx.nominal_fire_time())

@@ -17,7 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs, add_schedules};
 use scheduler_core::NewSchedule;
-use scheduler_core::store::{FireClaim, FireOutcome, FireRecord, FireState, JobStore, SharedStore};
+use scheduler_core::store::{
+    FireHistory, FireLeases, FireOutcome, FireRecord, FireState, FireToken, NotRun, SkipReason,
+};
 use scheduler_core::trigger::IntervalTrigger;
 use store_sea_orm::{Store, StoreOptions};
 use support::{Backend, fresh_url, server_url};
@@ -260,13 +262,6 @@ fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
     );
     cluster.add(start, schedules);
 
-    // As the dead process had it, for its late report below.
-    let slow_schedule = cluster
-        .rt
-        .block_on(cluster.store.get("slow"))
-        .unwrap()
-        .unwrap();
-
     // The fire at +9 s runs until +11 s; whoever runs it dies at +10 s.
     let doomed_fire = start + TimeDelta::seconds(9);
     sleep_until(start + TimeDelta::seconds(10));
@@ -311,12 +306,12 @@ fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
     );
 
     // The dead owner's result, arriving late, is refused and changes nothing.
-    let stale = FireClaim::new(fire_id, slow_schedule, doomed_fire, 1, 1);
+    let stale = FireToken::new(fire_id, 1);
     let outcome = FireOutcome::Failed("late".into());
     assert!(
         !cluster
             .rt
-            .block_on(cluster.store.finish_fire(dead.name(), &stale, &outcome))
+            .block_on(cluster.store.finish(dead.name(), &stale, &outcome))
             .unwrap()
     );
     assert_eq!(cluster.succeeded("slow")[&doomed_fire], *record);
@@ -434,7 +429,8 @@ fn a_paused_process_late_result_is_rejected(backend: Backend, test: &str) {
 }
 
 /// Every process stopped across two fires, then one started: a coalescing schedule runs
-/// once for the fires it slept through; one with a 1 s grace records them missed.
+/// once for the fires it slept through and records the others coalesced; one with a 1 s
+/// grace records them missed.
 fn a_restart_coalesces_and_honours_the_grace_time(backend: Backend, test: &str) {
     let Some(cluster) = Cluster::new(backend, test) else {
         return;
@@ -477,10 +473,16 @@ fn a_restart_coalesces_and_honours_the_grace_time(backend: Backend, test: &str) 
             ("coalesced".to_owned(), at_16.timestamp_micros())
         ]
     );
+    // The fire it coalesced away has a row that says so.
     let ledger = cluster.ledger("coalesced");
-    assert!(
-        ledger.iter().all(|f| f.nominal_time != at_8),
-        "a coalesced fire leaves no row: {ledger:?}"
+    let folded = ledger
+        .iter()
+        .find(|f| f.nominal_time == at_8)
+        .unwrap_or_else(|| panic!("a row for +8: {ledger:?}"));
+    assert_eq!(folded.state, FireState::Skipped);
+    assert_eq!(
+        folded.reason,
+        Some(NotRun::Skipped(SkipReason::Coalesced { into: at_12 }).to_string())
     );
     // Strict: +12 was 2 s late with a 1 s grace: missed, recorded with why, not run.
     let strict = cluster.ledger("strict");

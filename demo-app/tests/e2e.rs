@@ -409,7 +409,7 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
         let store = apsched::sea_orm::Store::from_connection(db, Default::default())
             .await
             .unwrap();
-        let fires = apsched::store::SharedStore::fires(&store, demo_app::SCHEDULE_ID, 1000)
+        let fires = apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
             .await
             .unwrap();
         (rows, fires)

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::engine::Runner;
-use crate::job::JobError;
+use crate::error::JobError;
+use crate::fires::FireToken;
 
 /// Application state given to the scheduler builder, by type.
 #[derive(Clone, Default)]
@@ -65,25 +65,20 @@ pub struct JobContext {
 }
 
 /// A fire's place in a shared store's ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FireInfo {
-    pub(crate) fire_id: i64,
-    pub(crate) epoch: i64,
+    pub(crate) token: FireToken,
     pub(crate) attempt: u32,
 }
 
 /// The part of a [`JobContext`] every run of one schedule shares. One `Arc` per schedule, so a
 /// run's context costs one reference count of its own schedule rather than several
 /// scheduler-wide ones that every core would fight over.
-///
-/// For the scheduler's own contexts it also holds what runs the schedule ([`Runner`]): a run
-/// task and its context share one allocation.
 pub(crate) struct ScheduleContext {
     pub(crate) schedule_id: Arc<str>,
     pub(crate) args: Arc<Value>,
     pub(crate) state: StateMap,
     pub(crate) cancellation: Arc<CancellationToken>,
-    pub(crate) runner: Option<Runner>,
 }
 
 impl fmt::Debug for ScheduleContext {
@@ -107,7 +102,6 @@ impl JobContext {
                 args: Arc::new(Value::Null),
                 state: StateMap::default(),
                 cancellation: Arc::new(CancellationToken::new()),
-                runner: None,
             }),
             nominal_fire_time,
             started_at: nominal_fire_time,
@@ -123,7 +117,6 @@ impl JobContext {
                 args: Arc::clone(&self.schedule.args),
                 state: self.schedule.state.clone(),
                 cancellation: Arc::clone(&self.schedule.cancellation),
-                runner: self.schedule.runner.clone(),
             };
             self.schedule = Arc::new(copy);
         }
@@ -174,10 +167,10 @@ impl JobContext {
         self.run_id
     }
 
-    /// With a shared store: the fire's row in the ledger.
+    /// With a shared store: the fire's id in its ledger.
     #[must_use]
-    pub fn fire_id(&self) -> Option<i64> {
-        self.fire.map(|f| f.fire_id)
+    pub fn fire_id(&self) -> Option<&str> {
+        self.fire.as_ref().map(|f| f.token.id())
     }
 
     /// With a shared store: the fencing token of this run. It grows each time the fire
@@ -185,14 +178,14 @@ impl JobContext {
     /// and refuse writes with an older one, and a stale run can never overwrite a newer one.
     #[must_use]
     pub fn epoch(&self) -> Option<i64> {
-        self.fire.map(|f| f.epoch)
+        self.fire.as_ref().map(|f| f.token.epoch())
     }
 
     /// How many times this fire has been started: 1, or more after an instance died with it
     /// (shared stores run fires at least once).
     #[must_use]
     pub fn attempt(&self) -> u32 {
-        self.fire.map_or(1, |f| f.attempt)
+        self.fire.as_ref().map_or(1, |f| f.attempt)
     }
 
     /// Cancelled when the scheduler shuts down: a long job should watch it and stop early.

@@ -159,6 +159,77 @@ impl Error {
     }
 }
 
+/// The error a job returns: any error type converts into it with `?`.
+///
+/// Like `anyhow::Error`, it does not implement `std::error::Error` itself, so that the blanket
+/// conversion from every error type is possible.
+pub struct JobError {
+    inner: BoxError,
+}
+
+impl JobError {
+    /// Wraps an error.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self {
+            inner: error.into(),
+        }
+    }
+
+    /// An error from a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            inner: message.to_string().into(),
+        }
+    }
+
+    /// The wrapped error.
+    #[must_use]
+    pub fn into_inner(self) -> BoxError {
+        self.inner
+    }
+
+    /// The wrapped error, borrowed.
+    #[must_use]
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        Self {
+            inner: Box::new(error),
+        }
+    }
+}
+
+// Lets a `tower::Service` whose error is `JobError` sit under tower middleware, which wants
+// errors that convert into `BoxError`.
+impl From<JobError> for BoxError {
+    fn from(error: JobError) -> Self {
+        error.inner
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for JobError {
+    /// The error and its sources, joined by `: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner)?;
+        let mut source = self.inner.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// Displays a duration in the unit a reader expects (`1.5s`, `250ms`).
 pub(crate) struct HumanDuration(pub(crate) chrono::TimeDelta);
 

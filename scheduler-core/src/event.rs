@@ -9,6 +9,8 @@ use tokio::sync::broadcast;
 pub use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
+use crate::fires::SkipReason;
+
 /// A subscription to a scheduler's events
 /// ([`SchedulerHandle::subscribe`](crate::SchedulerHandle::subscribe)).
 ///
@@ -181,14 +183,16 @@ pub enum Event {
         /// How late it was at dispatch.
         lateness: Duration,
     },
-    /// A fire did not run because `max_instances` runs of its schedule were still going.
+    /// A fire did not run: `max_instances` runs of its schedule were still going, it was
+    /// coalesced into a later fire, or the schedule was paused at its time (reported when it
+    /// is resumed).
     Skipped {
         /// The schedule.
         schedule_id: Arc<str>,
         /// The fire that did not run.
         nominal_time: DateTime<Utc>,
-        /// How many runs were going.
-        running: u32,
+        /// Why.
+        reason: SkipReason,
     },
     /// With a shared store: a run finished after its fire had changed hands (this instance's
     /// lease ran out and another took it over); its result was not recorded.

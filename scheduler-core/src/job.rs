@@ -1,6 +1,5 @@
 //! Jobs: the code a schedule runs.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -8,7 +7,7 @@ use async_trait::async_trait;
 use tower::{Service, ServiceExt};
 
 use crate::context::JobContext;
-use crate::error::BoxError;
+use crate::error::{BoxError, JobError};
 
 /// The code a schedule runs.
 ///
@@ -49,77 +48,6 @@ use crate::error::BoxError;
 pub trait Job: Send + Sync + 'static {
     /// Runs once, for the fire described by `ctx`.
     async fn run(&self, ctx: JobContext) -> Result<(), JobError>;
-}
-
-/// The error a job returns: any error type converts into it with `?`.
-///
-/// Like `anyhow::Error`, it does not implement `std::error::Error` itself, so that the blanket
-/// conversion from every error type is possible.
-pub struct JobError {
-    inner: BoxError,
-}
-
-impl JobError {
-    /// Wraps an error.
-    pub fn new(error: impl Into<BoxError>) -> Self {
-        Self {
-            inner: error.into(),
-        }
-    }
-
-    /// An error from a message.
-    pub fn msg(message: impl fmt::Display) -> Self {
-        Self {
-            inner: message.to_string().into(),
-        }
-    }
-
-    /// The wrapped error.
-    #[must_use]
-    pub fn into_inner(self) -> BoxError {
-        self.inner
-    }
-
-    /// The wrapped error, borrowed.
-    #[must_use]
-    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.inner
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
-    fn from(error: E) -> Self {
-        Self {
-            inner: Box::new(error),
-        }
-    }
-}
-
-// Lets a `tower::Service` whose error is `JobError` sit under tower middleware, which wants
-// errors that convert into `BoxError`.
-impl From<JobError> for BoxError {
-    fn from(error: JobError) -> Self {
-        error.inner
-    }
-}
-
-impl fmt::Debug for JobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
-impl fmt::Display for JobError {
-    /// The error and its sources, joined by `: `.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.inner)?;
-        let mut source = self.inner.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
 }
 
 /// What a closure job may return: `()` for a job that cannot fail, or a `Result` whose error

@@ -87,12 +87,16 @@
 //!   this does not run and is reported [`Event::Missed`]. Lateness is measured when the engine
 //!   dispatches, not after the run waited for a concurrency slot.
 //! - **`coalesce`** (default true): several due fires of one schedule (after downtime, a
-//!   scheduler-wide pause or a clock jump) run once, for the latest. Without it, each runs,
-//!   up to [`CATCH_UP_LIMIT`]; catch-up never loops over every missed time.
+//!   scheduler-wide pause or a clock jump) run once, for the latest; the others are recorded
+//!   skipped (coalesced). Without it, each runs, up to 100 in one go; catch-up never loops
+//!   over every missed time.
 //! - **`max_instances`** (default 1): a fire that finds that many runs of its schedule still
 //!   going is skipped and reported [`Event::Skipped`]; the schedule keeps its grid.
-//! - **Pausing** one schedule skips its fires; on resume it runs at its next time from then,
-//!   with no catch-up. Pausing the whole scheduler keeps every schedule's time instead.
+//! - **Pausing** one schedule skips its fires; on resume they are recorded skipped and it
+//!   runs at its next time from then, with no catch-up. Pausing the whole scheduler keeps
+//!   every schedule's time instead.
+//! - **History**: every fire, run or not, is recorded with its outcome or the reason it did
+//!   not run ([`SchedulerHandle::runs`]), on every store.
 //! - A job that fails or panics is reported; its schedule and every other go on.
 //! - **Shutdown**: no run starts once it begins; running jobs see their
 //!   [`JobContext::cancelled`] and are awaited up to a deadline, then aborted; the call reports
@@ -122,21 +126,24 @@ mod context;
 mod engine;
 mod error;
 mod event;
+mod fires;
 mod job;
+mod policy;
 mod schedule;
 mod scheduler;
 pub mod store;
 pub mod trigger;
 
 pub use self::context::JobContext;
-pub use self::engine::{CATCH_UP_LIMIT, DuePlan, plan_due};
-pub use self::error::{BoxError, Error, Result};
+pub use self::engine::SchedulerState;
+pub use self::error::{BoxError, Error, JobError, Result};
 pub use self::event::{Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError};
-pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobError, JobKind, ServiceKind};
+pub use self::fires::{FireRecord, FireState, NotRun, SkipReason};
+pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobKind, ServiceKind};
 pub use self::schedule::{
     DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_ID_LEN, NewSchedule, Schedule, ScheduleChanges,
     ScheduleOptions,
 };
 pub use self::scheduler::{
-    DEFAULT_EVENT_CAPACITY, Scheduler, SchedulerBuilder, SchedulerHandle, SchedulerState,
+    DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler, SchedulerBuilder, SchedulerHandle,
 };

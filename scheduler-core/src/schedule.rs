@@ -40,6 +40,10 @@ pub struct Schedule {
     pub(crate) paused: bool,
     #[serde(default)]
     pub(crate) at_most_once: bool,
+    /// While paused: the first fire the pause skips (the next run time it had), so that resume
+    /// can record the fires skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) paused_from: Option<DateTime<Utc>>,
 }
 
 impl Schedule {
@@ -110,6 +114,20 @@ impl Schedule {
         self.at_most_once
     }
 
+    /// While paused: the first fire the pause skipped (the next run time the schedule had when
+    /// it was paused). Resuming records the fires skipped from it on.
+    #[must_use]
+    pub fn paused_from(&self) -> Option<DateTime<Utc>> {
+        self.paused_from
+    }
+
+    /// The same schedule with `paused_from` set, as a store reads it back.
+    #[must_use]
+    pub fn with_paused_from(mut self, paused_from: Option<DateTime<Utc>>) -> Self {
+        self.paused_from = paused_from.filter(|_| self.paused);
+        self
+    }
+
     /// Builds a schedule as a store would hold it, checking every field. Stores use it to
     /// rebuild rows; applications add schedules with [`NewSchedule`].
     ///
@@ -141,6 +159,7 @@ impl Schedule {
             max_instances: options.max_instances,
             paused: options.paused,
             at_most_once: options.at_most_once,
+            paused_from: None,
         })
     }
 
@@ -166,7 +185,7 @@ pub struct ScheduleOptions {
     pub misfire_grace_time: Option<Duration>,
     /// Whether several due fires (after downtime, a scheduler-wide pause or a clock jump) run
     /// once, for the latest (default true). Without it each runs, up to
-    /// [`CATCH_UP_LIMIT`](crate::CATCH_UP_LIMIT).
+    /// 100 in one go.
     pub coalesce: bool,
     /// How many runs of the schedule may go on at once (default 1). A fire that finds that
     /// many still going is skipped and reported; the schedule still advances.

@@ -3,186 +3,29 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::StateMap;
-use crate::engine::{Collector, Engine, SharedEngine};
+use crate::engine::{self, Backend, Command, Reply, SchedulerState, Settings, Shared};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventReceiver, ShutdownReport};
+use crate::event::{EventReceiver, ShutdownReport};
+use crate::fires::FireRecord;
 use crate::job::{IntoJob, Job};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
-use crate::store::{FireRecord, JobStore, SharedStore};
+use crate::store::{JobStore, SharedStore};
 use crate::trigger::TriggerSpec;
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
-/// Where a scheduler is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SchedulerState {
-    /// Built, not started: schedules can be added, nothing runs yet.
-    NotStarted,
-    /// Dispatching runs.
-    Running,
-    /// Paused as a whole: schedules keep their times, nothing is dispatched.
-    Paused,
-    /// Shut down (or its engine stopped because every handle was dropped).
-    Stopped,
-}
-
-impl SchedulerState {
-    const fn to_u8(self) -> u8 {
-        match self {
-            Self::NotStarted => 0,
-            Self::Running => 1,
-            Self::Paused => 2,
-            Self::Stopped => 3,
-        }
-    }
-
-    const fn from_u8(value: u8) -> Self {
-        match value {
-            0 => Self::NotStarted,
-            1 => Self::Running,
-            2 => Self::Paused,
-            _ => Self::Stopped,
-        }
-    }
-}
-
-/// What the engine, the handles and the running jobs share.
-pub(crate) struct Shared {
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) events: broadcast::Sender<Event>,
-    pub(crate) subscribers: Arc<AtomicUsize>,
-    pub(crate) state: StateMap,
-    pub(crate) jobs: HashMap<Arc<str>, Arc<dyn Job>>,
-    pub(crate) timezone: Tz,
-    pub(crate) concurrency: Option<Arc<Semaphore>>,
-    pub(crate) tracker: TaskTracker,
-    /// Cancelled when shutdown begins: jobs see it through their context. Shared by `Arc`:
-    /// cloning the token itself takes a lock, once per run.
-    pub(crate) cancel: Arc<CancellationToken>,
-    /// Set when shutdown begins; read on every run, where the token's own check would lock.
-    stopping: AtomicBool,
-    /// Cancelled at the shutdown deadline: runs still going are dropped.
-    pub(crate) abort: CancellationToken,
-    pub(crate) collector: Collector,
-    status: AtomicU8,
-}
-
-/// The scheduler began shutting down while a run waited for a concurrency permit.
-pub(crate) struct ShuttingDown;
-
-impl Shared {
-    /// A permit under the global concurrency limit (none needed without a limit), waited for
-    /// until shutdown begins.
-    pub(crate) async fn run_permit(
-        &self,
-    ) -> std::result::Result<Option<tokio::sync::OwnedSemaphorePermit>, ShuttingDown> {
-        match &self.concurrency {
-            Some(semaphore) => tokio::select! {
-                biased;
-                permit = Arc::clone(semaphore).acquire_owned() => Ok(permit.ok()),
-                () = self.cancel.cancelled() => Err(ShuttingDown),
-            },
-            None => Ok(None),
-        }
-    }
-
-    /// Pauses or resumes the whole scheduler: its engine stops or starts dispatching.
-    pub(crate) fn set_paused(&self, paused: bool) -> Result<()> {
-        let (from, to, event) = if paused {
-            (
-                SchedulerState::Running,
-                SchedulerState::Paused,
-                Event::SchedulerPaused,
-            )
-        } else {
-            (
-                SchedulerState::Paused,
-                SchedulerState::Running,
-                Event::SchedulerResumed,
-            )
-        };
-        match self.status() {
-            SchedulerState::NotStarted => Err(Error::NotStarted),
-            SchedulerState::Stopped => Err(Error::SchedulerStopped),
-            state if state == from => {
-                self.set_status(to);
-                tracing::info!(
-                    paused,
-                    "scheduler {}",
-                    if paused { "paused" } else { "resumed" }
-                );
-                self.emit(|| event);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Sends an event if anyone listens; without subscribers the event is not even built,
-    /// which keeps the dispatch path free of the channel's lock.
-    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        if self.has_subscribers() {
-            // A receiver dropped in between is not an error: events are optional.
-            let _ = self.events.send(event());
-        }
-    }
-
-    pub(crate) fn has_subscribers(&self) -> bool {
-        self.subscribers.load(Ordering::Acquire) > 0
-    }
-
-    /// Starts stopping: no run starts from now on, and running jobs see their token.
-    pub(crate) fn begin_stopping(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.cancel.cancel();
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn status(&self) -> SchedulerState {
-        SchedulerState::from_u8(self.status.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn set_status(&self, state: SchedulerState) {
-        self.status.store(state.to_u8(), Ordering::Release);
-    }
-}
-
-type Reply<T> = oneshot::Sender<Result<T>>;
-
-pub(crate) enum Command {
-    Start(Reply<()>),
-    Add(Vec<NewSchedule>, Reply<Vec<Schedule>>),
-    Get(String, Reply<Option<Schedule>>),
-    List(Reply<Vec<Schedule>>),
-    Modify(String, ScheduleChanges, Reply<Schedule>),
-    Reschedule(String, TriggerSpec, Reply<Schedule>),
-    Pause(String, Reply<Schedule>),
-    Resume(String, Reply<Schedule>),
-    PauseAll(Reply<()>),
-    ResumeAll(Reply<()>),
-    Remove(String, Reply<()>),
-    RemoveAll(Reply<()>),
-    RunNow(String, Reply<()>),
-    NextFireTimes(String, usize, Reply<Vec<DateTime<Utc>>>),
-    Runs(String, usize, Reply<Vec<FireRecord>>),
-    Shutdown(Duration, Reply<ShutdownReport>),
-}
+/// Default number of fires kept in each schedule's history by the engine's own timetable
+/// ([`SchedulerHandle::runs`]); a shared store keeps its own.
+pub const DEFAULT_HISTORY_LIMIT: usize = 20;
 
 /// Configures a [`Scheduler`].
 ///
@@ -220,6 +63,7 @@ pub struct SchedulerBuilder {
     timezone: Tz,
     max_concurrency: Option<usize>,
     event_capacity: usize,
+    history_limit: usize,
 }
 
 impl fmt::Debug for SchedulerBuilder {
@@ -229,11 +73,14 @@ impl fmt::Debug for SchedulerBuilder {
         f.debug_struct("SchedulerBuilder")
             .field("clock", &self.clock)
             .field("store", &self.store)
+            .field("shared_store", &self.shared_store)
+            .field("instance_name", &self.instance_name)
             .field("state", &self.state)
             .field("jobs", &jobs)
             .field("timezone", &self.timezone.name())
             .field("max_concurrency", &self.max_concurrency)
             .field("event_capacity", &self.event_capacity)
+            .field("history_limit", &self.history_limit)
             .finish()
     }
 }
@@ -250,6 +97,7 @@ impl Default for SchedulerBuilder {
             timezone: Tz::UTC,
             max_concurrency: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            history_limit: DEFAULT_HISTORY_LIMIT,
         }
     }
 }
@@ -261,7 +109,9 @@ impl SchedulerBuilder {
         self
     }
 
-    /// The job store that keeps schedules beyond the engine: a durable one survives restarts.
+    /// The job store this scheduler's own timetable writes through to: a durable one keeps
+    /// schedules across restarts. Every fire runs in this process; for several processes
+    /// that must run each fire once, use [`shared_store`](Self::shared_store).
     ///
     /// Default: none. Schedules then live in the engine's memory only, which is also the
     /// fastest: nothing is written per fire. A [`MemoryStore`](crate::store::MemoryStore)
@@ -269,12 +119,14 @@ impl SchedulerBuilder {
     /// one process.
     pub fn store(mut self, store: impl JobStore) -> Self {
         self.store = Some(Arc::new(store));
+        self.shared_store = None;
         self
     }
 
-    /// The job store, shared.
+    /// [`store`](Self::store), with a store already shared by `Arc`.
     pub fn store_arc(mut self, store: Arc<dyn JobStore>) -> Self {
         self.store = Some(store);
+        self.shared_store = None;
         self
     }
 
@@ -283,11 +135,12 @@ impl SchedulerBuilder {
     /// fire runs on one instance. It replaces [`store`](Self::store).
     pub fn shared_store(mut self, store: impl SharedStore) -> Self {
         self.shared_store = Some(Arc::new(store));
+        self.store = None;
         self
     }
 
-    /// This instance's name in a shared store's ledger (default: host name, process id and a
-    /// random suffix).
+    /// This instance's name in histories and a shared store's ledger (default: host name,
+    /// process id and a random suffix).
     pub fn instance_name(mut self, name: impl Into<String>) -> Self {
         self.instance_name = Some(name.into());
         self
@@ -332,6 +185,14 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How many fires of each schedule the engine's own timetable remembers for
+    /// [`SchedulerHandle::runs`] (default [`DEFAULT_HISTORY_LIMIT`]; 0 keeps none). A shared
+    /// store keeps its own history, with its own retention.
+    pub fn history_limit(mut self, fires: usize) -> Self {
+        self.history_limit = fires;
+        self
+    }
+
     /// Builds the scheduler and spawns its engine, which loads the store and takes
     /// commands at once, but runs nothing until [`Scheduler::start`].
     ///
@@ -339,31 +200,24 @@ impl SchedulerBuilder {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn build(self) -> Scheduler {
-        let (events, _) = broadcast::channel(self.event_capacity);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(Settings {
             clock: self.clock,
-            events,
-            subscribers: Arc::default(),
             state: self.state,
             jobs: self.jobs,
             timezone: self.timezone,
-            concurrency: self.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
-            tracker: TaskTracker::new(),
-            cancel: Arc::new(CancellationToken::new()),
-            stopping: AtomicBool::new(false),
-            abort: CancellationToken::new(),
-            collector: Collector::default(),
-            status: AtomicU8::new(SchedulerState::NotStarted.to_u8()),
-        });
-        let (commands, receiver) = mpsc::unbounded_channel();
-        if let Some(store) = self.shared_store {
-            let owner = self.instance_name.unwrap_or_else(default_instance_name);
-            let engine = SharedEngine::new(Arc::clone(&shared), store, receiver, owner.into());
-            tokio::spawn(engine.run());
-        } else {
-            let engine = Engine::new(Arc::clone(&shared), self.store, receiver);
-            tokio::spawn(engine.run());
-        }
+            max_concurrency: self.max_concurrency,
+            event_capacity: self.event_capacity,
+            instance: self
+                .instance_name
+                .unwrap_or_else(default_instance_name)
+                .into(),
+            history_limit: self.history_limit,
+        }));
+        let backend = match self.shared_store {
+            Some(store) => Backend::Shared(store),
+            None => Backend::Local(self.store),
+        };
+        let commands = engine::spawn(&shared, backend);
         Scheduler {
             handle: SchedulerHandle { commands, shared },
         }
@@ -641,12 +495,13 @@ impl SchedulerHandle {
             .await
     }
 
-    /// A schedule's recent fires, newest first, from a shared store's ledger: runs (with how
-    /// they ended), and fires missed, skipped or lost, with the reason.
+    /// A schedule's recent fires, newest first: runs going and ended (with how), and fires
+    /// that did not run (missed, skipped, coalesced, lost), with the reason. From the engine's
+    /// own bounded history ([`SchedulerBuilder::history_limit`]), or a shared store's ledger.
     ///
     /// # Errors
     ///
-    /// [`Error::ScheduleNotFound`], or [`Error::Unsupported`] without a shared store.
+    /// [`Error::ScheduleNotFound`], or a store error.
     pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
         self.call(|reply| Command::Runs(id.to_owned(), limit, reply))
             .await

@@ -1,9 +1,10 @@
-//! A durable job store for [apsched] on [sea-orm] 2: SQLite, PostgreSQL and MariaDB/MySQL.
+//! A shared job store for [apsched] on [sea-orm] 2: SQLite, PostgreSQL and MariaDB/MySQL.
 //!
 //! Schedules live in `<prefix>schedules` (with their place in time), so they survive restarts;
 //! every fire is a row in the fire ledger `<prefix>fires`, unique per (schedule, nominal time).
-//! Several processes can share one PostgreSQL or MariaDB database: each fire runs on one of
-//! them (see [`shared`], and `SchedulerBuilder::shared_store`).
+//! Several scheduler processes can share one database, each fire running on one of them:
+//! processes on one host can share a SQLite file, processes anywhere a PostgreSQL or MariaDB
+//! database (see the capabilities of `scheduler_core::store::shared`).
 //!
 //! ```
 //! use scheduler_core::{JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
@@ -11,43 +12,63 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = Store::connect("sqlite::memory:").await?; // migrations run here
+//! # let dir = std::env::temp_dir().join(format!("apsched-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let url = format!("sqlite://{}?mode=rwc", dir.join("lib.db").display());
+//! let store = Store::connect(&url).await?; // migrations run here
 //! let scheduler = Scheduler::builder()
-//!     .store(store.clone())
+//!     .shared_store(store.clone())
 //!     .job("report", |_ctx: JobContext| async {})
 //!     .build()
 //!     .start()
 //!     .await?;
+//! let every_minute = IntervalTrigger::every(std::time::Duration::from_secs(60))?;
 //! scheduler
-//!     .add(NewSchedule::for_job("report", IntervalTrigger::every(std::time::Duration::from_secs(60))?).id("r"))
+//!     .add(NewSchedule::for_job("report", every_minute).id("r").replace_existing(true))
 //!     .await?;
-//! assert_eq!(scheduler_core::store::JobStore::list(&store).await?.len(), 1);
+//! assert_eq!(scheduler.list().await?.len(), 1);
+//! # scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! # How it holds
+//!
+//! - A claim is one transaction: due schedules are locked (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL and MariaDB/MySQL, so instances never wait for each other; `BEGIN IMMEDIATE`
+//!   and a version compare-and-set on SQLite), decided by the engine's planner, recorded, and
+//!   moved on. A fire row is unique per (schedule, nominal time), so no two instances can
+//!   both record a fire.
+//! - Due times are judged by the database's clock. A trigger's jitter is drawn once, when the
+//!   next run time is written (`due_time`), so every instance agrees on when a fire is due.
+//! - A claimed fire is its instance's for a lease (default 30 s), renewed while the instance
+//!   lives. Starting and finishing a fire are writes conditioned on its epoch and owner.
+//! - On PostgreSQL every change to the schedules sends a notification that wakes idle
+//!   instances at once; SQLite and MariaDB are polled.
+//! - SQLite runs in WAL mode with a busy timeout; "database is locked" is recognised by its
+//!   error code, and a claim that meets it is simply made again.
+//!
 //! [apsched]: https://github.com/apsched/apsched
 //! [sea-orm]: https://www.sea-ql.org/SeaORM/
 
-mod dialect;
+mod catalog;
+mod claims;
+mod feed;
+mod leases;
 mod schema;
-pub mod shared;
+mod sql;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use scheduler_core::store::JobStore;
-use scheduler_core::trigger::{Trigger, TriggerSpec, apply_jitter};
-use scheduler_core::{Schedule, ScheduleOptions};
+use sea_orm::sea_query::{Alias, SelectStatement};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, QueryResult, SqlErr,
-    TransactionTrait, Value,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-use crate::dialect::Dialect;
+use crate::sql::{Dialect, Tables};
 
 /// What the store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +86,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A schedule whose job was given as a value: a durable store must find the code again by
-    /// name after a restart.
+    /// A schedule whose job was given as a value: a shared store must find the code again by
+    /// name, in any instance and after a restart.
     #[error(
-        "schedule \"{0}\" runs a job given as a value; a durable store needs a job registered \
+        "schedule \"{0}\" runs a job given as a value; a shared store needs a job registered \
          by name (SchedulerBuilder::job and NewSchedule::for_job)"
     )]
     UnnamedJob(String),
@@ -94,8 +115,8 @@ pub struct StoreOptions {
     /// Put before every table name (default `apsched_`), so several applications can share a
     /// database.
     pub table_prefix: String,
-    /// How long a claimed or running fire is its instance's without a heartbeat (default
-    /// 30 s): an instance that dies loses its fires after this.
+    /// How long a claimed or running fire is its instance's without a renewal (default 30 s):
+    /// an instance that dies loses its fires after this.
     pub lease: Duration,
     /// How often an idle instance looks for due fires on a backend without notifications
     /// (SQLite, MariaDB/MySQL; default 1 s).
@@ -160,7 +181,8 @@ impl StoreOptions {
     }
 }
 
-/// The store: cheap to clone, all clones share one connection pool.
+/// The store: cheap to clone, all clones share one connection pool. Give it to
+/// `SchedulerBuilder::shared_store`.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -170,8 +192,7 @@ struct Inner {
     db: DatabaseConnection,
     dialect: Dialect,
     options: StoreOptions,
-    schedules: String,
-    fires: String,
+    tables: Tables,
     /// Wakes idle instances when another one changes the schedules (PostgreSQL LISTEN).
     #[cfg(feature = "postgres")]
     listener: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
@@ -185,9 +206,6 @@ impl fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
-
-pub(crate) const COLUMNS: &str = "id, name, job, args, trigger_spec, misfire_grace_ms, coalesce_fires, \
-                       max_instances, paused, at_most_once, next_run_time, due_time, version";
 
 impl Store {
     /// Connects to `url` (`sqlite://file.db?mode=rwc`, `postgres://...`, `mysql://...`) and
@@ -214,7 +232,9 @@ impl Store {
         Self::from_connection(Database::connect(connect).await?, options).await
     }
 
-    /// Uses an application's own connection (pool) and brings the tables up to date.
+    /// Uses an application's own connection (pool) and brings the tables up to date. On
+    /// SQLite it switches the database file to WAL mode, so that readers never wait for the
+    /// one writer and several processes can share the file.
     ///
     /// # Errors
     ///
@@ -230,12 +250,15 @@ impl Store {
         {
             return Err(Error::BadPrefix(prefix.clone()));
         }
-        schema::migrate(&db, prefix).await?;
         let dialect = Dialect::of(db.get_database_backend());
+        if dialect == Dialect::Sqlite {
+            // Kept by the file itself: every connection, of every process, uses it from now.
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
+        schema::migrate(&db, prefix).await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                schedules: format!("{prefix}schedules"),
-                fires: format!("{prefix}fires"),
+                tables: Tables::new(prefix),
                 db,
                 dialect,
                 options,
@@ -257,278 +280,33 @@ impl Store {
         &self.inner.options
     }
 
-    fn statement(&self, sql: &str, values: Vec<Value>) -> sea_orm::Statement {
-        self.inner.dialect.statement(sql, values)
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect
     }
 
-    async fn query(
-        &self,
-        conn: &impl ConnectionTrait,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Vec<QueryResult>, DbErr> {
-        conn.query_all_raw(self.statement(sql, values)).await
+    fn tables(&self) -> &Tables {
+        &self.inner.tables
     }
 
-    async fn execute(
-        &self,
-        conn: &impl ConnectionTrait,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<u64, DbErr> {
-        Ok(conn
-            .execute_raw(self.statement(sql, values))
+    /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a transaction that reads before it writes cannot fail halfway because
+    /// another process wrote in between; the busy timeout makes it wait its turn instead.
+    async fn write_transaction(&self) -> Result<DatabaseTransaction, DbErr> {
+        let mut options = TransactionOptions::default();
+        if self.dialect() == Dialect::Sqlite {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        self.inner.db.begin_with_options(options).await
+    }
+
+    /// The database's clock now, in microseconds.
+    async fn now_in(&self, conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+        let mut select = SelectStatement::new();
+        select.expr_as(self.dialect().now(), Alias::new("now"));
+        let row = conn
+            .query_one(&select)
             .await?
-            .rows_affected())
-    }
-
-    fn schedule_values(schedule: &Schedule) -> Result<Vec<Value>, Error> {
-        let job = schedule
-            .job_name()
-            .ok_or_else(|| Error::UnnamedJob(schedule.id().to_owned()))?;
-        Ok(vec![
-            schedule.id().into(),
-            schedule.name().into(),
-            job.into(),
-            schedule.args().to_string().into(),
-            schedule.trigger().to_value().to_string().into(),
-            schedule
-                .misfire_grace_time()
-                .map(|g| i64::try_from(g.as_millis()).unwrap_or(i64::MAX))
-                .into(),
-            schedule.coalesce().into(),
-            i32::try_from(schedule.max_instances())
-                .unwrap_or(i32::MAX)
-                .into(),
-            schedule.paused().into(),
-            schedule.at_most_once().into(),
-            schedule
-                .next_run_time()
-                .map(|t| t.timestamp_micros())
-                .into(),
-            due_time_of(schedule, schedule.next_run_time()).into(),
-        ])
-    }
-
-    async fn insert(
-        &self,
-        conn: &impl ConnectionTrait,
-        schedule: &Schedule,
-    ) -> scheduler_core::Result<()> {
-        let values = Self::schedule_values(schedule)?;
-        let sql = format!(
-            "INSERT INTO {} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            self.inner.schedules
-        );
-        match self.execute(conn, &sql, values).await {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-                scheduler_core::Error::ConflictingId(schedule.id().to_owned()),
-            ),
-            Err(e) => Err(db(e)),
-        }
-    }
-}
-
-/// When a schedule's next fire is due: its next run time plus the trigger's jitter, drawn
-/// once when the time is written, so every instance agrees on it.
-pub(crate) fn due_time_of(schedule: &Schedule, next: Option<DateTime<Utc>>) -> Option<i64> {
-    next.map(|t| apply_jitter(t, schedule.trigger().jitter()).timestamp_micros())
-}
-
-pub(crate) fn micros(t: Option<i64>) -> Option<DateTime<Utc>> {
-    t.and_then(DateTime::from_timestamp_micros)
-}
-
-/// Reads a schedule row; a row that cannot be read is reported, not deleted.
-pub(crate) fn schedule_from_row(row: &QueryResult) -> Result<Schedule, Error> {
-    let id: String = row.try_get("", "id")?;
-    let corrupt = |reason: String| Error::Corrupt {
-        id: id.clone(),
-        reason,
-    };
-    let args: String = row.try_get("", "args")?;
-    let args = serde_json::from_str(&args).map_err(|e| corrupt(format!("args: {e}")))?;
-    let trigger: String = row.try_get("", "trigger_spec")?;
-    let trigger: TriggerSpec =
-        serde_json::from_str(&trigger).map_err(|e| corrupt(format!("trigger: {e}")))?;
-    let grace: Option<i64> = row.try_get("", "misfire_grace_ms")?;
-    let max_instances: i32 = row.try_get("", "max_instances")?;
-    let name: String = row.try_get("", "name")?;
-    let job: Option<String> = row.try_get("", "job")?;
-    let mut options = ScheduleOptions::default();
-    options.misfire_grace_time =
-        grace.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
-    options.coalesce = row.try_get("", "coalesce_fires")?;
-    options.max_instances = u32::try_from(max_instances).unwrap_or(1);
-    options.paused = row.try_get("", "paused")?;
-    options.at_most_once = row.try_get("", "at_most_once")?;
-    let next: Option<i64> = row.try_get("", "next_run_time")?;
-    Schedule::from_parts(
-        &id,
-        &name,
-        job.as_deref(),
-        args,
-        trigger,
-        micros(next),
-        options,
-    )
-    .map_err(|e| corrupt(e.to_string()))
-}
-
-impl Store {
-    fn read_rows(rows: &[QueryResult]) -> Vec<Schedule> {
-        rows.iter()
-            .filter_map(|row| match schedule_from_row(row) {
-                Ok(schedule) => Some(schedule),
-                Err(error) => {
-                    tracing::error!(%error, "skipping a stored schedule that cannot be read");
-                    None
-                }
-            })
-            .collect()
-    }
-}
-
-#[async_trait]
-impl JobStore for Store {
-    async fn add(&self, schedule: &Schedule, replace: bool) -> scheduler_core::Result<()> {
-        if replace {
-            let txn = self.inner.db.begin().await.map_err(db)?;
-            let sql = format!("DELETE FROM {} WHERE id = ?", self.inner.schedules);
-            self.execute(&txn, &sql, vec![schedule.id().into()])
-                .await
-                .map_err(db)?;
-            self.insert(&txn, schedule).await?;
-            txn.commit().await.map_err(db)?;
-        } else {
-            self.insert(&self.inner.db, schedule).await?;
-        }
-        self.notify_change().await;
-        Ok(())
-    }
-
-    async fn get(&self, id: &str) -> scheduler_core::Result<Option<Schedule>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE id = ?",
-            self.inner.schedules
-        );
-        let rows = self
-            .query(&self.inner.db, &sql, vec![id.into()])
-            .await
-            .map_err(db)?;
-        match rows.first() {
-            None => Ok(None),
-            Some(row) => schedule_from_row(row).map(Some).map_err(Into::into),
-        }
-    }
-
-    async fn update(&self, schedule: &Schedule) -> scheduler_core::Result<()> {
-        let mut values = Self::schedule_values(schedule)?;
-        let id = values.remove(0);
-        values.push(id);
-        let sql = format!(
-            "UPDATE {} SET name = ?, job = ?, args = ?, trigger_spec = ?, misfire_grace_ms = ?, \
-             coalesce_fires = ?, max_instances = ?, paused = ?, at_most_once = ?, next_run_time = ?, \
-             due_time = ?, version = version + 1 WHERE id = ?",
-            self.inner.schedules
-        );
-        if self
-            .execute(&self.inner.db, &sql, values)
-            .await
-            .map_err(db)?
-            == 0
-        {
-            return Err(scheduler_core::Error::ScheduleNotFound(
-                schedule.id().to_owned(),
-            ));
-        }
-        self.notify_change().await;
-        Ok(())
-    }
-
-    async fn remove(&self, id: &str) -> scheduler_core::Result<()> {
-        let sql = format!("DELETE FROM {} WHERE id = ?", self.inner.schedules);
-        if self
-            .execute(&self.inner.db, &sql, vec![id.into()])
-            .await
-            .map_err(db)?
-            == 0
-        {
-            return Err(scheduler_core::Error::ScheduleNotFound(id.to_owned()));
-        }
-        self.notify_change().await;
-        Ok(())
-    }
-
-    async fn remove_all(&self) -> scheduler_core::Result<()> {
-        let sql = format!("DELETE FROM {}", self.inner.schedules);
-        self.execute(&self.inner.db, &sql, Vec::new())
-            .await
-            .map_err(db)?;
-        self.notify_change().await;
-        Ok(())
-    }
-
-    async fn list(&self) -> scheduler_core::Result<Vec<Schedule>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} ORDER BY CASE WHEN next_run_time IS NULL THEN 1 ELSE 0 END, \
-             next_run_time, id",
-            self.inner.schedules
-        );
-        let rows = self
-            .query(&self.inner.db, &sql, Vec::new())
-            .await
-            .map_err(db)?;
-        Ok(Self::read_rows(&rows))
-    }
-
-    async fn due(&self, now: DateTime<Utc>, limit: usize) -> scheduler_core::Result<Vec<Schedule>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE next_run_time IS NOT NULL AND next_run_time <= ? \
-             ORDER BY next_run_time, id LIMIT ?",
-            self.inner.schedules
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let values = vec![now.timestamp_micros().into(), limit.into()];
-        let rows = self.query(&self.inner.db, &sql, values).await.map_err(db)?;
-        Ok(Self::read_rows(&rows))
-    }
-
-    async fn next_run_time(&self) -> scheduler_core::Result<Option<DateTime<Utc>>> {
-        let sql = format!(
-            "SELECT MIN(next_run_time) AS next FROM {}",
-            self.inner.schedules
-        );
-        let rows = self
-            .query(&self.inner.db, &sql, Vec::new())
-            .await
-            .map_err(db)?;
-        let next: Option<i64> = match rows.first() {
-            Some(row) => row.try_get("", "next").map_err(db)?,
-            None => None,
-        };
-        Ok(micros(next))
-    }
-
-    async fn set_next_run_times(
-        &self,
-        updates: &[(Arc<str>, Option<DateTime<Utc>>)],
-    ) -> scheduler_core::Result<()> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE {} SET next_run_time = ?, due_time = ?, version = version + 1 WHERE id = ?",
-            self.inner.schedules
-        );
-        let txn = self.inner.db.begin().await.map_err(db)?;
-        for (id, next) in updates {
-            // The engine applies jitter itself on this path: due when nominal.
-            let next = next.map(|t| t.timestamp_micros());
-            let values = vec![next.into(), next.into(), (**id).into()];
-            self.execute(&txn, &sql, values).await.map_err(db)?;
-        }
-        txn.commit().await.map_err(db)
+            .ok_or_else(|| DbErr::RecordNotFound("the database's clock".to_owned()))?;
+        row.try_get("", "now")
     }
 }

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, DynIden};
 use sea_orm_migration::MigratorTraitSelf;
 use sea_orm_migration::prelude::*;
 
-use crate::dialect::Dialect;
+use crate::sql::Dialect;
 
 /// Applies the migrations. Instances that start together race to create the tables, and the
 /// loser's statements fail on what the winner made; a retry finds the winner's work recorded.
@@ -63,9 +63,88 @@ impl MigrationTrait for CreateTables {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let connection = manager.get_connection();
         let dialect = Dialect::of(connection.get_database_backend());
-        for statement in dialect.create_tables(&self.prefix) {
+        for statement in create_tables(dialect, &self.prefix) {
             connection.execute_unprepared(&statement).await?;
         }
         Ok(())
     }
+}
+
+/// The schema, for a table prefix. Every statement can run again after a partial run:
+/// instances that start together race to create the tables, and MySQL commits each DDL
+/// statement on its own.
+fn create_tables(dialect: Dialect, p: &str) -> Vec<String> {
+    // MySQL's TEXT holds 64 KiB, and INSERT IGNORE would cut a longer value silently.
+    let (auto_id, key, text) = match dialect {
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "VARCHAR(191)", "TEXT"),
+        Dialect::MySql => (
+            "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            "VARCHAR(191)",
+            "LONGTEXT",
+        ),
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT"),
+    };
+    let indexes = [
+        ("schedules", "schedules_next", "next_run_time"),
+        ("schedules", "schedules_due", "due_time"),
+        ("fires", "fires_live", "state, lease_until"),
+    ];
+    // MySQL has no CREATE INDEX IF NOT EXISTS: there the indexes go inside CREATE TABLE.
+    let inline = |table: &str| -> String {
+        if dialect != Dialect::MySql {
+            return String::new();
+        }
+        indexes
+            .iter()
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, name, columns)| format!(",\n                INDEX {p}{name} ({columns})"))
+            .collect()
+    };
+    let schedules = format!(
+        "CREATE TABLE IF NOT EXISTS {p}schedules (
+            id {key} NOT NULL PRIMARY KEY,
+            name {text} NOT NULL,
+            job {key},
+            args {text} NOT NULL,
+            trigger_spec {text} NOT NULL,
+            misfire_grace_ms BIGINT,
+            coalesce_fires BOOLEAN NOT NULL,
+            max_instances INTEGER NOT NULL,
+            paused BOOLEAN NOT NULL,
+            at_most_once BOOLEAN NOT NULL,
+            next_run_time BIGINT,
+            due_time BIGINT,
+            paused_from BIGINT,
+            version BIGINT NOT NULL{}
+        )",
+        inline("schedules")
+    );
+    let fires = format!(
+        "CREATE TABLE IF NOT EXISTS {p}fires (
+            id {auto_id},
+            schedule_id {key} NOT NULL,
+            job {key},
+            claim {text},
+            nominal_time BIGINT NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            reason {text},
+            owner {key},
+            epoch BIGINT NOT NULL,
+            attempt INTEGER NOT NULL,
+            lease_until BIGINT,
+            claimed_at BIGINT,
+            started_at BIGINT,
+            finished_at BIGINT,
+            error {text},
+            UNIQUE (schedule_id, nominal_time){}
+        )",
+        inline("fires")
+    );
+    let mut statements = vec![schedules, fires];
+    if dialect != Dialect::MySql {
+        statements.extend(indexes.iter().map(|(table, name, columns)| {
+            format!("CREATE INDEX IF NOT EXISTS {p}{name} ON {p}{table} ({columns})")
+        }));
+    }
+    statements
 }

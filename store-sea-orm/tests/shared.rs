@@ -1,5 +1,7 @@
-//! The shared store in one process: claims, the ledger, leases, take-over, fencing and release,
-//! with instances simulated by calling the store as a dead instance would have.
+//! The shared store under real schedulers in one process: runs recorded, reasons for fires
+//! that did not run, jobs other instances know, retention, notifications and jitter. What
+//! every shared store must do (claims, leases, take-over, fencing) is the conformance suite's
+//! (`tests/conformance.rs`).
 
 #[macro_use]
 mod support;
@@ -7,7 +9,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scheduler_core::store::{FireOutcome, FireState, SharedStore};
+use scheduler_core::store::{FireClaims, FireHistory, FireState};
 use scheduler_core::trigger::{DateTrigger, IntervalTrigger};
 use scheduler_core::{Error, Event, FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
 use store_sea_orm::{Store, StoreOptions};
@@ -19,7 +21,7 @@ type Seen = Arc<
         Vec<(
             String,
             chrono::DateTime<chrono::Utc>,
-            Option<i64>,
+            Option<String>,
             Option<i64>,
             u32,
         )>,
@@ -43,7 +45,7 @@ async fn instance(store: &Store, name: &str, seen: &Seen, job_time: Duration) ->
                 seen.lock().unwrap().push((
                     ctx.schedule_id().to_owned(),
                     ctx.nominal_fire_time(),
-                    ctx.fire_id(),
+                    ctx.fire_id().map(str::to_owned),
                     ctx.epoch(),
                     ctx.attempt(),
                 ));
@@ -69,9 +71,6 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 on_backends!(
     [sqlite => Sqlite, postgres => Postgres, mysql => MySql]:
     fires_run_and_are_recorded,
-    a_dead_instances_claims_are_taken_over_and_its_late_result_rejected,
-    at_most_once_fires_of_a_dead_instance_are_lost,
-    released_claims_are_taken_over_at_once,
     missed_skipped_and_paused_fires_have_a_reason,
     schedules_of_unknown_jobs_are_left_to_instances_that_know_them,
     the_ledger_is_pruned_by_count_and_age_but_never_live_fires,
@@ -122,138 +121,6 @@ async fn fires_run_and_are_recorded(backend: Backend, test: &str) {
             .all(|w| w[0] - w[1] == chrono::TimeDelta::seconds(1)),
         "{times:?}"
     );
-}
-
-async fn a_dead_instances_claims_are_taken_over_and_its_late_result_rejected(
-    backend: Backend,
-    test: &str,
-) {
-    let Some(server) = server_url(backend, test) else {
-        return;
-    };
-    let store = fresh_store(backend, &server, options()).await;
-    // The schedule is added, and claimed by an instance that then dies mid-run.
-    let seen = Seen::default();
-    let survivor = instance(&store, "survivor", &seen, Duration::ZERO).await;
-    survivor.pause_all().await.unwrap();
-    let once = DateTrigger::at(store.now().await.unwrap());
-    survivor
-        .add(NewSchedule::for_job("work", once).id("job"))
-        .await
-        .unwrap();
-    let jobs: Vec<Arc<str>> = vec!["work".into()];
-    let claimed = store.claim_due("dead", &jobs, 10, false).await.unwrap();
-    assert_eq!(claimed.fires.len(), 1);
-    let stale = claimed.fires[0].clone();
-    assert!(store.start_fire("dead", &stale).await.unwrap());
-    // Its lease runs out; the survivor takes the fire over with the next epoch.
-    let mut events = survivor.subscribe();
-    survivor.resume_all().await.unwrap();
-    wait_for("the take-over run", || !seen.lock().unwrap().is_empty()).await;
-    let (_, nominal, fire_id, epoch, attempt) = seen.lock().unwrap()[0].clone();
-    assert_eq!(
-        (nominal, fire_id, epoch, attempt),
-        (stale.nominal_time, Some(stale.fire_id), Some(2), 2)
-    );
-    wait_for("the survivor's result", || {
-        matches!(events.try_recv(), Ok(Event::Succeeded { .. }))
-    })
-    .await;
-    // The dead instance wakes up and reports: rejected, nothing written.
-    assert!(
-        !store
-            .finish_fire("dead", &stale, &FireOutcome::Failed("late".into()))
-            .await
-            .unwrap()
-    );
-    let fires = store.fires("job", 10).await.unwrap();
-    assert_eq!(fires.len(), 1, "one row for the fire, whoever ran it");
-    let fire = &fires[0];
-    assert_eq!(
-        (fire.state, fire.epoch, fire.attempt),
-        (FireState::Succeeded, 2, 2)
-    );
-    assert_eq!(fire.owner.as_deref(), Some("survivor"));
-    assert_eq!(fire.error, None);
-    assert_eq!(
-        fire.reason.as_deref(),
-        Some("taken over from dead, whose lease ran out")
-    );
-    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
-}
-
-async fn at_most_once_fires_of_a_dead_instance_are_lost(backend: Backend, test: &str) {
-    let Some(server) = server_url(backend, test) else {
-        return;
-    };
-    let store = fresh_store(backend, &server, options()).await;
-    let seen = Seen::default();
-    let survivor = instance(&store, "survivor", &seen, Duration::ZERO).await;
-    survivor.pause_all().await.unwrap();
-    let once = DateTrigger::at(store.now().await.unwrap());
-    survivor
-        .add(
-            NewSchedule::for_job("work", once)
-                .id("once")
-                .at_most_once(true),
-        )
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_due("dead", &["work".into()], 10, false)
-        .await
-        .unwrap();
-    assert!(store.start_fire("dead", &claimed.fires[0]).await.unwrap());
-    let mut events = survivor.subscribe();
-    survivor.resume_all().await.unwrap();
-    wait_for("the fire to be declared lost", || {
-        matches!(events.try_recv(), Ok(Event::Lost { .. }))
-    })
-    .await;
-    assert!(seen.lock().unwrap().is_empty(), "not run again");
-    let fire = &store.fires("once", 10).await.unwrap()[0];
-    assert_eq!(fire.state, FireState::Lost);
-    assert!(
-        fire.reason
-            .as_deref()
-            .unwrap()
-            .contains("instance dead stopped renewing its lease"),
-        "{fire:?}"
-    );
-    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
-}
-
-async fn released_claims_are_taken_over_at_once(backend: Backend, test: &str) {
-    let Some(server) = server_url(backend, test) else {
-        return;
-    };
-    // A long lease: only the release can make the take-over quick.
-    let store = fresh_store(backend, &server, options().lease(Duration::from_secs(3600))).await;
-    let seen = Seen::default();
-    let other = instance(&store, "other", &seen, Duration::ZERO).await;
-    other.pause_all().await.unwrap();
-    other
-        .add(NewSchedule::for_job("work", DateTrigger::at(store.now().await.unwrap())).id("r"))
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_due("leaving", &["work".into()], 10, false)
-        .await
-        .unwrap();
-    assert_eq!(claimed.fires.len(), 1);
-    store.release("leaving").await.unwrap();
-    other.resume_all().await.unwrap();
-    wait_for("the released fire to run", || {
-        !seen.lock().unwrap().is_empty()
-    })
-    .await;
-    let (_, _, _, epoch, attempt) = seen.lock().unwrap()[0].clone();
-    assert_eq!(
-        (epoch, attempt),
-        (Some(2), 1),
-        "a claim that never started is not an attempt"
-    );
-    other.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
 async fn missed_skipped_and_paused_fires_have_a_reason(backend: Backend, test: &str) {
@@ -395,53 +262,53 @@ async fn the_ledger_is_pruned_by_count_and_age_but_never_live_fires(backend: Bac
     let retention = options().keep_fires(5, Duration::from_secs(10));
     let store = fresh_store(backend, &server, retention).await;
     let seen = Seen::default();
-    let paused = instance(&store, "paused", &seen, Duration::ZERO).await;
-    paused.pause_all().await.unwrap();
-    // 21 fires due at once, one second apart, no coalescing: one runs (max_instances 1), 20
-    // are skipped; all are rows.
+    // The job outlasts the test: its fire stays live.
+    let busy = instance(&store, "busy", &seen, Duration::from_secs(60)).await;
+    // 21 fires due at once, one second apart: the latest runs, the 20 before it are
+    // coalesced into it; all are rows.
     let now = store.now().await.unwrap();
     let first = now - chrono::TimeDelta::milliseconds(20_100);
+    let latest = first + chrono::TimeDelta::seconds(20);
     let every_second = IntervalTrigger::builder()
         .seconds(1)
         .start(first)
+        .end(latest)
         .build()
         .unwrap();
-    paused
-        .add(
-            NewSchedule::for_job("work", every_second)
-                .id("busy")
-                .first_run(FirstRun::At(first))
-                .coalesce(false)
-                .misfire_grace_time(None),
-        )
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_due("claimer", &["work".into()], 10, false)
-        .await
-        .unwrap();
-    assert_eq!(claimed.fires.len(), 1);
+    busy.add(
+        NewSchedule::for_job("work", every_second)
+            .id("busy")
+            .first_run(FirstRun::At(first))
+            .misfire_grace_time(None),
+    )
+    .await
+    .unwrap();
+    wait_for("the latest fire to run", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
     assert_eq!(
-        claimed.fires[0].nominal_time, first,
-        "the oldest fire runs; it stays live"
+        seen.lock().unwrap()[0].1,
+        latest,
+        "the latest fire runs; it stays live"
     );
     assert_eq!(store.fires("busy", 100).await.unwrap().len(), 21);
 
     let pruned = store.prune().await.unwrap();
     let left = store.fires("busy", 100).await.unwrap();
     // Older than 10 s goes, and beyond the newest 5; the live fire stays.
-    let mut expected: Vec<_> = (16..=20)
+    let expected: Vec<_> = (16..=20)
+        .rev()
         .map(|s| first + chrono::TimeDelta::seconds(s))
         .collect();
-    expected.push(first);
-    expected.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(
         left.iter().map(|f| f.nominal_time).collect::<Vec<_>>(),
         expected,
         "{left:?}"
     );
-    assert_eq!(pruned, 15);
-    paused.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(left[0].state, FireState::Running);
+    assert_eq!(pruned, 16);
+    busy.shutdown(Duration::from_millis(100)).await.unwrap();
 }
 
 async fn a_change_anywhere_wakes_idle_postgres_instances(backend: Backend, test: &str) {

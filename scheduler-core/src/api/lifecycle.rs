@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use crate::SchedulerState;
 use crate::error::{Error, Result};
 use crate::event::ShutdownReport;
-use crate::scheduler::{SchedulerHandle, SchedulerState};
+use crate::scheduler::SchedulerHandle;
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM: the signals a terminal and a process
 /// supervisor (systemd, Kubernetes, Docker) send to stop a service.

@@ -1,4 +1,6 @@
-//! One dispatched run (or, without coalesce, a few catch-up fires run one after another).
+//! One run: the task that calls a schedule's job for its fires (one, or a catch-up of several
+//! one after another), the same on both timetables. Its job context is built here and only
+//! here.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -9,78 +11,14 @@ use futures_util::FutureExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::context::{JobContext, ScheduleContext};
+use super::ledger::Ledger;
+use super::runs::{Ended, ScheduleRuns};
+use super::state::Shared;
+use crate::context::{FireInfo, JobContext, ScheduleContext};
 use crate::event::{Event, RunSummary, ShutdownReport};
 use crate::job::Job;
 use crate::schedule::Schedule;
-use crate::scheduler::Shared;
-
-/// The runs of one schedule that are going: counted for `max_instances`, listed for the
-/// shutdown report. One lock per schedule, so runs of different schedules never contend; a
-/// run takes it twice, when dispatched and when it ends.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    inner: Mutex<InFlightInner>,
-}
-
-#[derive(Debug, Default)]
-struct InFlightInner {
-    /// The fire each dispatched instance is at (a catch-up batch is one instance).
-    runs: Vec<(Uuid, DateTime<Utc>)>,
-}
-
-impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, InFlightInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes an instance slot for `first` unless `max` are taken; else says how many are.
-    pub(crate) fn try_acquire(&self, max: u32, first: (Uuid, DateTime<Utc>)) -> Result<(), u32> {
-        let mut inner = self.lock();
-        let running = u32::try_from(inner.runs.len()).unwrap_or(u32::MAX);
-        if running >= max {
-            return Err(running);
-        }
-        inner.runs.push(first);
-        Ok(())
-    }
-
-    pub(crate) fn instances(&self) -> u32 {
-        u32::try_from(self.lock().runs.len()).unwrap_or(u32::MAX)
-    }
-
-    /// The fires being run now, as `(run id, nominal time)`.
-    pub(crate) fn running(&self) -> Vec<(Uuid, DateTime<Utc>)> {
-        self.lock().runs.clone()
-    }
-
-    fn advance(&self, from: Uuid, to: (Uuid, DateTime<Utc>)) {
-        let mut inner = self.lock();
-        if let Some(run) = inner.runs.iter_mut().find(|r| r.0 == from) {
-            *run = to;
-        }
-    }
-
-    fn release(&self, run_id: Uuid) {
-        let mut inner = self.lock();
-        if let Some(i) = inner.runs.iter().position(|r| r.0 == run_id) {
-            inner.runs.swap_remove(i);
-        }
-    }
-}
-
-/// Releases the instance slot however the task ends (completion, abort, panic, a runtime
-/// dropping it).
-struct InstanceSlot {
-    in_flight: Arc<InFlight>,
-    current: Uuid,
-}
-
-impl Drop for InstanceSlot {
-    fn drop(&mut self) {
-        self.in_flight.release(self.current);
-    }
-}
+use crate::store::{ClaimedFire, FireOutcome, FireState};
 
 /// The outcome of the runs that were going when shutdown began, filled in by the runs.
 #[derive(Debug, Default)]
@@ -89,7 +27,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
+    fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
         self.report.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -98,15 +36,84 @@ impl Collector {
     }
 }
 
-/// The fires one run task executes, one after another: almost always one, so that case
-/// allocates nothing.
+pub(crate) fn new_run_id() -> Uuid {
+    // A random v4 UUID from a fast generator: the OS's generator costs a system call per run.
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
+}
+
+/// What runs one schedule: its job, the part of the job context all its runs share, and its
+/// runs in this process. One allocation per schedule, made when the schedule is added or its
+/// args change; a run clones this one `Arc`, a line of memory of its own schedule, instead of
+/// several scheduler-wide ones that both cores would keep taking from each other.
+pub(crate) struct ScheduleRuntime {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) job: Arc<dyn Job>,
+    pub(crate) context: Arc<ScheduleContext>,
+    pub(crate) runs: Arc<ScheduleRuns>,
+    at_most_once: bool,
+}
+
+impl ScheduleRuntime {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        schedule: &Schedule,
+        job: Arc<dyn Job>,
+        runs: Arc<ScheduleRuns>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared: Arc::clone(shared),
+            job,
+            context: Arc::new(ScheduleContext {
+                schedule_id: Arc::clone(&schedule.id),
+                args: Arc::clone(&schedule.args),
+                state: shared.state.clone(),
+                cancellation: Arc::clone(&shared.cancel),
+            }),
+            runs,
+            at_most_once: schedule.at_most_once,
+        })
+    }
+
+    fn context(&self, fire: &RunFire, started_at: DateTime<Utc>) -> JobContext {
+        JobContext {
+            schedule: Arc::clone(&self.context),
+            nominal_fire_time: fire.nominal_time,
+            started_at,
+            run_id: fire.run_id,
+            fire: fire.held.as_ref().map(|held| FireInfo {
+                token: held.token.clone(),
+                attempt: held.attempt,
+            }),
+        }
+    }
+}
+
+/// One fire of a run: its nominal time, and with a shared store the claim it is held by.
+pub(crate) struct RunFire {
+    pub(crate) nominal_time: DateTime<Utc>,
+    pub(crate) run_id: Uuid,
+    pub(crate) held: Option<ClaimedFire>,
+}
+
+impl RunFire {
+    fn summary(&self, schedule_id: &Arc<str>) -> RunSummary {
+        RunSummary {
+            schedule_id: Arc::clone(schedule_id),
+            run_id: self.run_id,
+            nominal_time: self.nominal_time,
+        }
+    }
+}
+
+/// The fires one run executes, one after another: almost always one, so that case allocates
+/// nothing.
 pub(crate) enum Fires {
-    One((DateTime<Utc>, Uuid)),
-    Many(Vec<(DateTime<Utc>, Uuid)>),
+    One(RunFire),
+    Many(Vec<RunFire>),
 }
 
 impl Fires {
-    pub(crate) fn as_slice(&self) -> &[(DateTime<Utc>, Uuid)] {
+    pub(crate) fn as_slice(&self) -> &[RunFire] {
         match self {
             Self::One(fire) => std::slice::from_ref(fire),
             Self::Many(fires) => fires,
@@ -114,104 +121,115 @@ impl Fires {
     }
 }
 
-pub(crate) fn new_run_id() -> Uuid {
-    // A random v4 UUID from a fast generator: the OS's generator costs a system call per run.
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
-}
-
-/// What runs a schedule: with the schedule's part of the job context it makes one
-/// allocation per schedule, built when the schedule is added or its args change. A run clones
-/// that one `Arc`, a line of memory of its own schedule, instead of several scheduler-wide
-/// ones that both cores would keep taking from each other.
-#[derive(Clone)]
-pub(crate) struct Runner {
-    shared: Arc<Shared>,
-    job: Arc<dyn Job>,
-    pub(crate) in_flight: Arc<InFlight>,
-}
-
-impl Runner {
-    pub(crate) fn job(&self) -> Arc<dyn Job> {
-        Arc::clone(&self.job)
+impl FromIterator<RunFire> for Fires {
+    fn from_iter<I: IntoIterator<Item = RunFire>>(iter: I) -> Self {
+        let mut fires: Vec<RunFire> = iter.into_iter().collect();
+        if fires.len() == 1 {
+            Self::One(fires.remove(0))
+        } else {
+            Self::Many(fires)
+        }
     }
 }
 
-pub(crate) type RunScope = ScheduleContext;
-
-pub(crate) fn new_scope(
-    shared: &Arc<Shared>,
-    schedule: &Schedule,
-    job: Arc<dyn Job>,
-    in_flight: Arc<InFlight>,
-) -> Arc<RunScope> {
-    Arc::new(ScheduleContext {
-        schedule_id: Arc::clone(&schedule.id),
-        args: Arc::clone(&schedule.args),
-        state: shared.state.clone(),
-        cancellation: Arc::clone(&shared.cancel),
-        runner: Some(Runner {
-            shared: Arc::clone(shared),
-            job,
-            in_flight,
-        }),
-    })
+/// A dispatched run: counted against `max_instances` (by its dispatcher) until it ends.
+pub(crate) struct RunTask {
+    pub(crate) runtime: Arc<ScheduleRuntime>,
+    pub(crate) fires: Fires,
+    /// With a shared store: where its fires are started and finished.
+    pub(crate) ledger: Option<Arc<Ledger>>,
 }
 
-pub(crate) struct RunTask {
-    pub(crate) scope: Arc<RunScope>,
-    pub(crate) fires: Fires,
+/// Lets the run go from its schedule's runs however the task ends (completion, abort, a
+/// runtime dropping it).
+struct Slot<'a> {
+    runs: &'a ScheduleRuns,
+    current: Uuid,
+    released: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.runs.release(self.current);
+        }
+    }
 }
 
 impl RunTask {
     pub(crate) async fn run(self) {
-        let Some(runner) = &self.scope.runner else {
+        let Self {
+            runtime,
+            fires,
+            ledger,
+        } = self;
+        let shared = &*runtime.shared;
+        let fires = fires.as_slice();
+        let Some(first) = fires.first() else {
             return;
         };
-        let shared = &*runner.shared;
-        let schedule_id = &self.scope.schedule_id;
-        let fires = self.fires.as_slice();
-        let Some(&(_, first_run)) = fires.first() else {
-            return;
-        };
-        let mut slot = InstanceSlot {
-            in_flight: Arc::clone(&runner.in_flight),
-            current: first_run,
+        let mut slot = Slot {
+            runs: &runtime.runs,
+            current: first.run_id,
+            released: false,
         };
         let Ok(_permit) = shared.run_permit().await else {
+            give_back(ledger.as_deref(), fires).await;
             return;
         };
-        for &(nominal_time, run_id) in fires {
+        let schedule_id = &runtime.context.schedule_id;
+        for (i, fire) in fires.iter().enumerate() {
             // A run that has not started when shutdown begins never starts.
             if shared.is_stopping() {
+                give_back(ledger.as_deref(), &fires[i..]).await;
                 return;
             }
-            if run_id != slot.current {
-                runner
-                    .in_flight
-                    .advance(slot.current, (run_id, nominal_time));
-                slot.current = run_id;
+            let summary = fire.summary(schedule_id);
+            if let (Some(ledger), Some(held)) = (&ledger, &fire.held) {
+                if !ledger.start(shared, held, &summary).await {
+                    continue;
+                }
             }
-            let ctx = JobContext {
-                schedule: Arc::clone(&self.scope),
-                nominal_fire_time: nominal_time,
-                started_at: shared.clock.now(),
-                run_id,
-                fire: None,
-            };
-            let summary = RunSummary {
-                schedule_id: Arc::clone(schedule_id),
-                run_id,
-                nominal_time,
-            };
-            let aborted = execute(shared, &runner.job, ctx, &summary).await == RunEnd::Aborted;
-            if aborted {
+            let started_at = shared.clock.now();
+            runtime
+                .runs
+                .at(slot.current, fire.run_id, fire.nominal_time, started_at);
+            slot.current = fire.run_id;
+            let ctx = runtime.context(fire, started_at);
+            let end = execute(shared, &runtime.job, ctx, &summary).await;
+            let last = i + 1 == fires.len() || end == RunEnd::Aborted;
+            match (&ledger, &fire.held) {
+                (Some(ledger), Some(held)) => {
+                    let outcome = end.outcome(runtime.at_most_once);
+                    ledger.finish(shared, held, &outcome, &summary).await;
+                    if last {
+                        runtime.runs.release(fire.run_id);
+                    }
+                }
+                _ => runtime.runs.ended(
+                    fire.run_id,
+                    end.history(started_at, shared.clock.now()),
+                    last,
+                ),
+            }
+            slot.released = last;
+            if end == RunEnd::Aborted {
                 shared.collector.lock().aborted.push(summary);
+                give_back(ledger.as_deref(), &fires[i + 1..]).await;
                 return;
             }
             if shared.is_stopping() {
                 shared.collector.lock().finished.push(summary);
             }
         }
+    }
+}
+
+/// Fires held from a shared store that will not run here go back to it.
+async fn give_back(ledger: Option<&Ledger>, fires: &[RunFire]) {
+    let Some(ledger) = ledger else { return };
+    for held in fires.iter().filter_map(|f| f.held.as_ref()) {
+        ledger.give_back(held).await;
     }
 }
 
@@ -222,6 +240,38 @@ pub(crate) enum RunEnd {
     Failed(String),
     Panicked(String),
     Aborted,
+}
+
+impl RunEnd {
+    /// What a shared store records: an aborted run goes back to be run again, unless its
+    /// schedule is at most once.
+    fn outcome(&self, at_most_once: bool) -> FireOutcome {
+        match self {
+            Self::Succeeded => FireOutcome::Succeeded,
+            Self::Failed(error) => FireOutcome::Failed(error.clone()),
+            Self::Panicked(message) => FireOutcome::Panicked(message.clone()),
+            Self::Aborted if at_most_once => FireOutcome::Aborted,
+            Self::Aborted => FireOutcome::Interrupted,
+        }
+    }
+
+    fn history(&self, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Ended {
+        let (state, error) = match self {
+            Self::Succeeded => (FireState::Succeeded, None),
+            Self::Failed(error) => (FireState::Failed, Some(error.as_str().into())),
+            Self::Panicked(message) => (
+                FireState::Failed,
+                Some(format!("panicked: {message}").into()),
+            ),
+            Self::Aborted => (FireState::Aborted, None),
+        };
+        Ended {
+            state,
+            started_at,
+            finished_at,
+            error,
+        }
+    }
 }
 
 /// Calls the job once, in its `tracing` span, catching a panic and giving up at the abort

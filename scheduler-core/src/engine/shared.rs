@@ -1,51 +1,54 @@
-//! The engine for a shared store: it keeps no timetable; it claims due fires from the store,
-//! runs them under a lease, and records how they ended.
+//! The timetable of a shared store: the engine keeps no schedules of its own; it claims due
+//! fires from the store (which applies the engine's [`Planner`]), runs them under a lease, and
+//! records how they ended.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 
-use super::run::{RunEnd, execute, new_run_id};
-use super::{prepare, upcoming, wait_for_runs};
-use crate::context::{FireInfo, JobContext, ScheduleContext};
+use super::dispatch;
+use super::ledger::{Ledger, MAX_BACKOFF};
+use super::run::{RunFire, RunTask, ScheduleRuntime, new_run_id};
+use super::runs::ScheduleRuns;
+use super::state::Shared;
+use super::{Changed, Edit, Prepared};
 use crate::error::{Error, Result, error_chain};
-use crate::event::{Event, RunSummary, ShutdownReport};
-use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
-use crate::scheduler::{Command, SchedulerState, Shared};
-use crate::store::{Claimed, FireClaim, FireOutcome, SharedStore};
-use crate::trigger::{Trigger, TriggerSpec};
+use crate::event::{Event, RunSummary};
+use crate::fires::FireRecord;
+use crate::schedule::Schedule;
+use crate::store::{
+    ClaimBatch, ClaimedRun, Claimer, OnConflict, Planner, ScheduleWrite, SharedStore,
+};
 
-/// Schedules claimed per transaction.
+/// Schedules (or expired fires) claimed per claim.
 const CLAIM_BATCH: usize = 512;
 
-/// The longest wait between attempts while the store fails.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Claims in one wake-up before the engine looks at its commands again.
+const CLAIMS_PER_WAKE: usize = 64;
 
-/// Claims between two prunings of the ledger.
+/// Claims between two prunings of the history.
 const PRUNE_EVERY: u32 = 600;
+
+/// A conditional write that keeps losing to other instances is given up after this many
+/// tries, with an error.
+const EDIT_TRIES: usize = 8;
 
 /// The shortest wait after a look at the store that found nothing to do although something
 /// seemed due: another instance was claiming it, or a row cannot be read. Without it such a
 /// row would make the engine spin.
 const FRUITLESS_WAIT: Duration = Duration::from_millis(50);
 
-/// Fires running in this instance, for the shutdown report.
-type Running = Arc<Mutex<HashMap<i64, RunSummary>>>;
-
-fn lock(running: &Running) -> MutexGuard<'_, HashMap<i64, RunSummary>> {
-    running.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) struct SharedEngine {
+pub(crate) struct SharedTimetable {
     shared: Arc<Shared>,
     store: Arc<dyn SharedStore>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    owner: Arc<str>,
+    ledger: Arc<Ledger>,
+    /// The job names this instance runs, sorted.
     jobs: Arc<[Arc<str>]>,
-    running: Running,
+    planner: Planner,
     backoff: Option<Duration>,
     ticks: u32,
     /// Looks at the store in a row that found nothing to do although something was due.
@@ -56,22 +59,20 @@ pub(crate) struct SharedEngine {
     stuck_at: Option<DateTime<Utc>>,
 }
 
-impl SharedEngine {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        store: Arc<dyn SharedStore>,
-        commands: mpsc::UnboundedReceiver<Command>,
-        owner: Arc<str>,
-    ) -> Self {
+impl SharedTimetable {
+    pub(crate) fn new(shared: Arc<Shared>, store: Arc<dyn SharedStore>) -> Self {
         let mut jobs: Vec<Arc<str>> = shared.jobs.keys().cloned().collect();
         jobs.sort_unstable();
+        let ledger = Arc::new(Ledger::new(
+            Arc::clone(&store),
+            Arc::clone(&shared.instance),
+        ));
         Self {
             shared,
             store,
-            commands,
-            owner,
+            ledger,
             jobs: jobs.into(),
-            running: Running::default(),
+            planner: Planner::new(),
             backoff: None,
             ticks: 0,
             fruitless: 0,
@@ -80,75 +81,12 @@ impl SharedEngine {
         }
     }
 
-    pub(crate) async fn run(mut self) {
-        self.spawn_lease_renewal();
-        loop {
-            let wait = match self.shared.status() {
-                SchedulerState::Running => Some(self.next_wait().await),
-                _ => None,
-            };
-            let store = Arc::clone(&self.store);
-            let command = tokio::select! {
-                biased;
-                command = self.commands.recv() => command,
-                () = async move {
-                    match wait {
-                        Some(wait) if wait.is_zero() => {}
-                        Some(wait) => store.wait_for_change(wait).await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    self.tick().await;
-                    continue;
-                }
-            };
-            match command {
-                Some(Command::Shutdown(deadline, reply)) => {
-                    let report = self.shutdown(deadline).await;
-                    let _ = reply.send(Ok(report));
-                    return;
-                }
-                Some(command) => self.handle(command).await,
-                None => {
-                    self.abandon().await;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn spawn_lease_renewal(&self) {
-        let (store, owner, cancel) = (
-            Arc::clone(&self.store),
-            Arc::clone(&self.owner),
-            Arc::clone(&self.shared.cancel),
-        );
-        let every = (store.lease() / 3).max(Duration::from_millis(100));
-        let running = Arc::clone(&self.running);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    () = cancel.cancelled() => {
-                        // Runs still going keep their leases until they end or are aborted.
-                        if lock(&running).is_empty() {
-                            return;
-                        }
-                        tokio::time::sleep(every).await;
-                    }
-                }
-                let ids: Vec<i64> = lock(&running).keys().copied().collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                if let Err(error) = store.renew_leases(&owner, &ids).await {
-                    tracing::warn!(error = %error_chain(&error), "renewing leases failed; runs here may be taken over");
-                }
-                if cancel.is_cancelled() && lock(&running).is_empty() {
-                    return;
-                }
-            }
-        });
+    fn claimer(&self) -> Claimer<'_> {
+        let mut claimer = Claimer::new(&self.ledger.owner, &self.jobs, CLAIM_BATCH);
+        // Without a concurrency limit a claimed fire starts at once: the claim records it
+        // running, which saves a write per fire before the job can start.
+        claimer.start_at_once = self.shared.concurrency.is_none();
+        claimer
     }
 
     fn store_failed(&mut self, operation: &'static str, error: &Error) {
@@ -171,7 +109,40 @@ impl SharedEngine {
         }
     }
 
-    /// How long to wait before looking at the store again.
+    /// At start: the lease renewal, and a word about schedules this instance cannot run.
+    pub(crate) async fn start(&mut self) -> Result<()> {
+        // Schedules of jobs this instance does not know are left to the instances that do;
+        // say so once.
+        let known: HashSet<&str> = self.jobs.iter().map(|j| &**j).collect();
+        for schedule in self.store.list().await? {
+            let job = schedule.job_name().unwrap_or("<job value>");
+            if !known.contains(job) {
+                tracing::warn!(
+                    schedule_id = %schedule.id(),
+                    job,
+                    "a stored schedule names a job that is not registered here; instances that know it run it"
+                );
+                self.shared.emit(|| Event::UnknownJob {
+                    schedule_id: schedule.id().into(),
+                    job: job.into(),
+                });
+            }
+        }
+        self.ledger.spawn_renewal(&self.shared);
+        Ok(())
+    }
+
+    /// What to wait for before looking at the store again.
+    pub(crate) async fn wake(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let wait = self.next_wait().await;
+        let store = Arc::clone(&self.store);
+        Box::pin(async move {
+            if !wait.is_zero() {
+                store.wait_for_change(wait).await;
+            }
+        })
+    }
+
     async fn next_wait(&mut self) -> Duration {
         if let Some(backoff) = self.backoff {
             return backoff;
@@ -204,26 +175,18 @@ impl SharedEngine {
         }
     }
 
-    /// Without a concurrency limit a claimed fire starts at once: the claim records it
-    /// running, which saves a write per fire before the job can start.
-    fn start_at_once(&self) -> bool {
-        self.shared.concurrency.is_none()
-    }
-
-    async fn tick(&mut self) {
+    /// Claims what is due (and what dead instances left), and starts it.
+    pub(crate) async fn fire_due(&mut self) {
         let mut found = false;
         let recovering = self.backoff.is_some();
-        for _ in 0..64 {
-            match self
-                .store
-                .claim_due(&self.owner, &self.jobs, CLAIM_BATCH, self.start_at_once())
-                .await
-            {
-                Ok(claimed) => {
+        for _ in 0..CLAIMS_PER_WAKE {
+            let claimed = self.store.claim_due(&self.claimer(), &self.planner).await;
+            match claimed {
+                Ok(batch) => {
                     self.recovered();
-                    found |= !claimed.is_empty();
-                    let more = claimed.more;
-                    self.apply(claimed);
+                    found |= !batch.is_empty();
+                    let more = batch.more;
+                    self.apply(batch);
                     if !more {
                         break;
                     }
@@ -235,23 +198,18 @@ impl SharedEngine {
             }
         }
         if recovering {
-            // While the store was away the leases of runs here may have run out: renew them
-            // before looking for expired fires, so this instance does not take over (and run
-            // again) a fire it ran itself and is still reporting.
-            let ids: Vec<i64> = lock(&self.running).keys().copied().collect();
-            if let Err(error) = self.store.renew_leases(&self.owner, &ids).await {
+            // While the store was away the leases of fires held here may have run out: renew
+            // them before looking for expired fires, so this instance does not take over (and
+            // run again) a fire it ran itself and is still reporting.
+            if let Err(error) = self.ledger.renew().await {
                 self.store_failed("renew leases", &error);
                 return;
             }
         }
-        match self
-            .store
-            .reclaim_expired(&self.owner, &self.jobs, CLAIM_BATCH, self.start_at_once())
-            .await
-        {
-            Ok(claimed) => {
-                found |= !claimed.is_empty();
-                self.apply(claimed);
+        match self.store.take_over(&self.claimer()).await {
+            Ok(batch) => {
+                found |= !batch.is_empty();
+                self.apply(batch);
             }
             Err(error) => self.store_failed("take over expired fires", &error),
         }
@@ -261,457 +219,183 @@ impl SharedEngine {
             self.fruitless = self.fruitless.saturating_add(1);
             self.stuck_at = self.waiting_for;
         }
-        self.ticks += 1;
+        self.ticks = self.ticks.wrapping_add(1);
         if self.ticks % PRUNE_EVERY == 0 {
             if let Err(error) = self.store.prune().await {
-                self.store_failed("prune the ledger", &error);
+                self.store_failed("prune the history", &error);
             }
         }
     }
 
-    fn apply(&self, claimed: Claimed) {
-        for (schedule_id, nominal_time, lateness) in claimed.missed {
-            tracing::warn!(%schedule_id, %nominal_time, ?lateness, "run missed: later than its misfire_grace_time");
-            self.shared.emit(|| Event::Missed {
-                schedule_id,
-                nominal_time,
-                lateness,
-            });
+    fn apply(&self, batch: ClaimBatch) {
+        for (schedule_id, fire) in &batch.not_run {
+            dispatch::not_run(&self.shared, schedule_id, std::slice::from_ref(fire));
         }
-        for (schedule_id, nominal_time, running) in claimed.skipped {
-            tracing::warn!(%schedule_id, %nominal_time, running, "run skipped: max_instances runs are still going");
-            self.shared.emit(|| Event::Skipped {
-                schedule_id,
-                nominal_time,
-                running,
-            });
-        }
-        for (schedule_id, nominal_time) in claimed.lost {
-            tracing::warn!(%schedule_id, %nominal_time, "fire lost: its instance died and the schedule is at_most_once");
+        for (schedule_id, nominal_time) in batch.lost {
+            tracing::warn!(%schedule_id, %nominal_time, "fire lost: its instance died and it is not run again");
             self.shared.emit(|| Event::Lost {
                 schedule_id,
                 nominal_time,
             });
         }
-        for schedule_id in claimed.finished {
+        for schedule_id in batch.finished {
             self.shared.emit(|| Event::Removed { schedule_id });
         }
-        for fire in claimed.fires {
-            self.dispatch(fire);
-        }
+        let runs: Vec<RunTask> = batch
+            .runs
+            .into_iter()
+            .filter_map(|run| self.run(run))
+            .collect();
+        dispatch::spawn_all(&self.shared, runs);
     }
 
-    fn dispatch(&self, fire: FireClaim) {
-        let run_id = new_run_id();
-        let schedule_id: Arc<str> = fire.schedule.id().into();
-        self.shared.emit(|| Event::Submitted {
-            schedule_id: Arc::clone(&schedule_id),
-            run_id,
-            nominal_time: fire.nominal_time,
-        });
-        let task = SharedRun {
-            shared: Arc::clone(&self.shared),
-            store: Arc::clone(&self.store),
-            owner: Arc::clone(&self.owner),
-            running: Arc::clone(&self.running),
-            summary: RunSummary {
-                schedule_id,
-                run_id,
-                nominal_time: fire.nominal_time,
-            },
-            fire,
+    /// A claimed run, held here from now on.
+    fn run(&self, claimed: ClaimedRun) -> Option<RunTask> {
+        let Some(job) = self.shared.job(claimed.schedule.job.as_deref()) else {
+            // Claims are only for jobs this instance knows, and a running scheduler's jobs
+            // cannot change; the lease runs out and an instance that knows it takes it.
+            return None;
         };
-        self.shared.tracker.spawn(task.run());
+        let runs = Arc::new(ScheduleRuns::new(0));
+        let runtime = ScheduleRuntime::new(&self.shared, &claimed.schedule, job, runs);
+        let fires = claimed
+            .fires
+            .into_iter()
+            .map(|held| {
+                let run_id = new_run_id();
+                let summary = RunSummary {
+                    schedule_id: Arc::clone(&claimed.schedule.id),
+                    run_id,
+                    nominal_time: held.nominal_time,
+                };
+                self.ledger.hold(&held, summary);
+                RunFire {
+                    nominal_time: held.nominal_time,
+                    run_id,
+                    held: Some(held),
+                }
+            })
+            .collect();
+        dispatch::submit(&runtime, fires, Some(Arc::clone(&self.ledger)))
     }
 
-    // ===== commands =====
-
-    async fn handle(&mut self, command: Command) {
-        match command {
-            Command::Start(reply) => {
-                let _ = reply.send(self.start().await);
-            }
-            Command::Add(schedules, reply) => {
-                let _ = reply.send(self.add(schedules).await);
-            }
-            Command::Get(id, reply) => {
-                let _ = reply.send(self.store.get(&id).await);
-            }
-            Command::List(reply) => {
-                let _ = reply.send(self.store.list().await);
-            }
-            Command::Modify(id, changes, reply) => {
-                let _ = reply.send(self.modify(&id, &changes).await);
-            }
-            Command::Reschedule(id, trigger, reply) => {
-                let _ = reply.send(self.reschedule(&id, trigger).await);
-            }
-            Command::Pause(id, reply) => {
-                let result = self.store.pause(&id).await;
-                if result.is_ok() {
-                    self.shared.emit(|| Event::Paused {
-                        schedule_id: id.as_str().into(),
-                    });
-                }
-                let _ = reply.send(result);
-            }
-            Command::Resume(id, reply) => {
-                let result = self.store.resume(&id).await;
-                if result.is_ok() {
-                    self.shared.emit(|| Event::Resumed {
-                        schedule_id: id.as_str().into(),
-                    });
-                }
-                let _ = reply.send(result);
-            }
-            Command::PauseAll(reply) => {
-                let _ = reply.send(self.set_paused(true));
-            }
-            Command::ResumeAll(reply) => {
-                let _ = reply.send(self.set_paused(false));
-            }
-            Command::Remove(id, reply) => {
-                let result = self.store.remove(&id).await;
-                if result.is_ok() {
-                    self.shared.emit(|| Event::Removed {
-                        schedule_id: id.as_str().into(),
-                    });
-                }
-                let _ = reply.send(result);
-            }
-            Command::RemoveAll(reply) => {
-                let result = self.store.remove_all().await;
-                if result.is_ok() {
-                    self.shared.emit(|| Event::AllRemoved);
-                }
-                let _ = reply.send(result);
-            }
-            Command::RunNow(id, reply) => {
-                let _ = reply.send(self.run_now(&id).await);
-            }
-            Command::NextFireTimes(id, n, reply) => {
-                let _ = reply.send(self.next_fire_times(&id, n).await);
-            }
-            Command::Runs(id, limit, reply) => {
-                let _ = reply.send(self.store.fires(&id, limit).await);
-            }
-            Command::Shutdown(..) => unreachable!("shutdown is handled by the run loop"),
-        }
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<Schedule>> {
+        Ok(self.store.get(id).await?.map(|v| v.schedule))
     }
 
-    async fn start(&mut self) -> Result<()> {
-        match self.shared.status() {
-            SchedulerState::NotStarted => {}
-            SchedulerState::Running | SchedulerState::Paused => return Err(Error::AlreadyRunning),
-            SchedulerState::Stopped => return Err(Error::SchedulerStopped),
+    pub(crate) async fn list(&self) -> Result<Vec<Schedule>> {
+        self.store.list().await
+    }
+
+    /// Adds schedules in one atomic write: all of them, or none.
+    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
+        let mut ids = HashSet::new();
+        let mut writes = Vec::with_capacity(batch.len());
+        for new in batch {
+            if !ids.insert(Arc::clone(&new.schedule.id)) {
+                return Err(Error::ConflictingId(new.schedule.id.to_string()));
+            }
+            let on_conflict = if new.replace {
+                OnConflict::Replace
+            } else {
+                OnConflict::Fail
+            };
+            writes.push((ScheduleWrite::new(new.schedule, new.jitter), on_conflict));
         }
-        // Schedules of jobs this instance does not know are left to the instances that do;
-        // say so once.
-        let known: HashSet<&str> = self.jobs.iter().map(|j| &**j).collect();
-        for schedule in self.store.list().await? {
-            let job = schedule.job_name().unwrap_or("<job value>");
-            if !known.contains(job) {
-                tracing::warn!(
-                    schedule_id = %schedule.id(),
-                    job,
-                    "a stored schedule names a job that is not registered here; instances that know it run it"
-                );
-                self.shared.emit(|| Event::UnknownJob {
-                    schedule_id: schedule.id().into(),
-                    job: job.into(),
+        self.store.insert(&writes).await
+    }
+
+    /// Applies an edit as a write conditioned on the schedule's version, so a change another
+    /// instance made meanwhile is seen and the edit is made again on top of it.
+    pub(crate) async fn change(
+        &mut self,
+        id: &str,
+        edit: impl Fn(&Schedule, DateTime<Utc>) -> Result<Edit>,
+    ) -> Result<Changed> {
+        for _ in 0..EDIT_TRIES {
+            let current = self
+                .store
+                .get(id)
+                .await?
+                .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+            let now = self.store.now().await?;
+            let edit = edit(&current.schedule, now)?;
+            let Some(after) = edit.schedule else {
+                self.store.remove(id).await?;
+                return Ok(Changed {
+                    before: current.schedule,
+                    after: None,
+                    not_run: edit.not_run,
+                });
+            };
+            if after == current.schedule && edit.not_run.is_empty() {
+                return Ok(Changed {
+                    before: current.schedule,
+                    after: Some(after),
+                    not_run: edit.not_run,
+                });
+            }
+            let mut write = ScheduleWrite::new(after, edit.retime);
+            if !edit.retime && write.schedule.next_run_time == current.schedule.next_run_time {
+                // Its next fire keeps the jitter it was given.
+                write.due_time = current.due_time;
+            }
+            if self
+                .store
+                .replace(&write, current.version, &edit.not_run)
+                .await?
+            {
+                return Ok(Changed {
+                    before: current.schedule,
+                    after: Some(write.schedule),
+                    not_run: edit.not_run,
                 });
             }
         }
-        self.shared.set_status(SchedulerState::Running);
-        tracing::info!(owner = %self.owner, "scheduler started on a shared store");
-        self.shared.emit(|| Event::SchedulerStarted);
-        Ok(())
+        Err(Error::store(format!(
+            "schedule \"{id}\" kept changing under this change ({EDIT_TRIES} tries)"
+        )))
     }
 
-    async fn add(&mut self, schedules: Vec<NewSchedule>) -> Result<Vec<Schedule>> {
-        let now = self.shared.clock.now();
-        let mut prepared = Vec::with_capacity(schedules.len());
-        let mut ids = HashSet::new();
-        for new in schedules {
-            new.check()?;
-            let replace = new.replace_existing;
-            let (schedule, _job) = prepare(&self.shared, new, now)?;
-            if !ids.insert(Arc::clone(&schedule.id)) {
-                return Err(Error::ConflictingId(schedule.id.to_string()));
-            }
-            prepared.push((schedule, replace));
-        }
-        // All or none: a failure takes back what the batch wrote, restoring what it replaced.
-        let mut added: Vec<(Schedule, Option<Schedule>)> = Vec::with_capacity(prepared.len());
-        for (schedule, replace) in prepared {
-            let previous = if replace {
-                self.store.get(schedule.id()).await?
-            } else {
-                None
-            };
-            let written = self.store.add(&schedule, replace).await;
-            if let Err(error) = written {
-                for (done, previous) in added.iter().rev() {
-                    let _ = match previous {
-                        Some(previous) => self.store.add(previous, true).await,
-                        None => self.store.remove(done.id()).await,
-                    };
-                }
-                return Err(error);
-            }
-            added.push((schedule, previous));
-        }
-        let added: Vec<Schedule> = added.into_iter().map(|(schedule, _)| schedule).collect();
-        for schedule in &added {
-            self.shared.emit(|| Event::Added {
-                schedule_id: Arc::clone(&schedule.id),
-            });
-        }
-        Ok(added)
+    pub(crate) async fn remove(&mut self, id: &str) -> Result<()> {
+        self.store.remove(id).await
     }
 
-    async fn existing(&self, id: &str) -> Result<Schedule> {
-        self.store
+    pub(crate) async fn remove_all(&mut self) -> Result<()> {
+        self.store.remove_all().await
+    }
+
+    pub(crate) async fn run_now(&mut self, id: &str) -> Result<RunTask> {
+        let current = self
+            .store
             .get(id)
             .await?
-            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))
-    }
-
-    async fn modify(&mut self, id: &str, changes: &ScheduleChanges) -> Result<Schedule> {
-        let changed = changes.apply(&self.existing(id).await?)?;
-        self.store.update(&changed).await?;
-        self.shared.emit(|| Event::Modified {
-            schedule_id: id.into(),
-        });
-        Ok(changed)
-    }
-
-    async fn reschedule(&mut self, id: &str, mut trigger: TriggerSpec) -> Result<Schedule> {
-        let now = self.shared.clock.now();
-        let mut changed = self.existing(id).await?;
-        trigger.anchor(now);
-        changed.next_run_time = if changed.paused {
-            None
-        } else {
-            Some(trigger.next_fire_time(None, now).ok_or_else(|| {
-                Error::NeverFires(format!(
-                    "the new {} trigger of \"{id}\" has no fire time after {now}",
-                    trigger.kind()
-                ))
-            })?)
-        };
-        changed.trigger = Arc::new(trigger);
-        self.store.update(&changed).await?;
-        self.shared.emit(|| Event::Modified {
-            schedule_id: id.into(),
-        });
-        Ok(changed)
-    }
-
-    fn set_paused(&mut self, paused: bool) -> Result<()> {
-        // A shared store's instances pause one by one: the others keep claiming.
-        self.shared.set_paused(paused)
-    }
-
-    async fn run_now(&mut self, id: &str) -> Result<()> {
-        match self.shared.status() {
-            SchedulerState::NotStarted => return Err(Error::NotStarted),
-            SchedulerState::Stopped => return Err(Error::SchedulerStopped),
-            SchedulerState::Running | SchedulerState::Paused => {}
-        }
-        let schedule = self.existing(id).await?;
-        let job = schedule.job_name().unwrap_or("<job value>");
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+        let job = current.schedule.job_name().unwrap_or("<job value>");
         if !self.shared.jobs.contains_key(job) {
             return Err(Error::UnknownJob(job.to_owned()));
         }
-        let fire = self.store.claim_now(&self.owner, id).await?;
-        self.dispatch(fire);
-        Ok(())
+        let claimed = self
+            .store
+            .claim_now(&self.claimer(), id, &self.planner)
+            .await?;
+        self.run(claimed).ok_or(Error::SchedulerStopped)
     }
 
-    async fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
-        let schedule = self.existing(id).await?;
-        Ok(upcoming(&schedule, n, self.shared.clock.now()))
+    pub(crate) async fn history(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
+        self.store.fires(id, limit).await
     }
 
-    // ===== stopping =====
-
-    async fn shutdown(&mut self, deadline: Duration) -> ShutdownReport {
-        tracing::info!(?deadline, owner = %self.owner, "scheduler shutting down");
-        self.shared.set_status(SchedulerState::Stopped);
-        self.shared.begin_stopping();
-        // Claims that have not started go back at once, so another instance runs them now
-        // rather than after their lease.
-        if let Err(error) = self.store.release(&self.owner).await {
+    /// At shutdown: claims that have not started go back at once, so another instance runs
+    /// them now rather than after their lease.
+    pub(crate) async fn release(&mut self) {
+        if let Err(error) = self.store.release(&self.ledger.owner).await {
             self.store_failed("release claims", &error);
         }
-        self.shared.tracker.close();
-        wait_for_runs(&self.shared, &mut self.commands, deadline).await;
-        let mut report = self.shared.collector.take();
-        report.aborted.extend(lock(&self.running).values().cloned());
-        tracing::info!(
-            finished = report.finished.len(),
-            aborted = report.aborted.len(),
-            "scheduler shut down"
-        );
-        self.shared
-            .emit(|| Event::Shutdown(Arc::new(report.clone())));
-        report
     }
 
-    async fn abandon(&mut self) {
-        tracing::info!("every scheduler handle was dropped; the scheduler stops");
-        self.shared.set_status(SchedulerState::Stopped);
-        self.shared.begin_stopping();
-        if let Err(error) = self.store.release(&self.owner).await {
-            self.store_failed("release claims", &error);
-        }
-        self.shared.tracker.close();
+    /// The runs still going, for the shutdown report.
+    pub(crate) fn running(&self) -> Vec<RunSummary> {
+        self.ledger.running()
     }
-}
-
-/// One claimed fire, run here.
-struct SharedRun {
-    shared: Arc<Shared>,
-    store: Arc<dyn SharedStore>,
-    owner: Arc<str>,
-    running: Running,
-    summary: RunSummary,
-    fire: FireClaim,
-}
-
-impl SharedRun {
-    async fn run(self) {
-        let Self {
-            shared,
-            store,
-            owner,
-            running,
-            summary,
-            fire,
-        } = self;
-        let job_name = fire.schedule.job_name().unwrap_or("<job value>");
-        let Some(job) = shared.jobs.get(job_name).cloned() else {
-            // Only claimed for known jobs; a job name cannot vanish from a running scheduler.
-            return;
-        };
-        let Ok(_permit) = shared.run_permit().await else {
-            return;
-        };
-        // A fire not started when shutdown begins goes back at once; another instance runs it.
-        if shared.is_stopping() {
-            if fire.started {
-                // The claim recorded it running: only this run can say it never began.
-                if let Err(error) = store
-                    .finish_fire(&owner, &fire, &FireOutcome::NotStarted)
-                    .await
-                {
-                    tracing::error!(error = %error_chain(&error), "could not give back a fire");
-                }
-            }
-            return;
-        }
-        if !fire.started {
-            match store.start_fire(&owner, &fire).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    reject(&shared, &summary, fire.epoch, "before it started");
-                    return;
-                }
-                Err(error) => {
-                    // Its lease runs out and another instance takes it over.
-                    tracing::error!(error = %error_chain(&error), "could not mark a fire running");
-                    return;
-                }
-            }
-        }
-        lock(&running).insert(fire.fire_id, summary.clone());
-        let ctx = JobContext {
-            schedule: Arc::new(ScheduleContext {
-                schedule_id: Arc::clone(&summary.schedule_id),
-                args: Arc::clone(&fire.schedule.args),
-                state: shared.state.clone(),
-                cancellation: Arc::clone(&shared.cancel),
-                runner: None,
-            }),
-            nominal_fire_time: fire.nominal_time,
-            started_at: shared.clock.now(),
-            run_id: summary.run_id,
-            fire: Some(FireInfo {
-                fire_id: fire.fire_id,
-                epoch: fire.epoch,
-                attempt: fire.attempt,
-            }),
-        };
-        let end = execute(&shared, &job, ctx, &summary).await;
-        let outcome = match &end {
-            RunEnd::Succeeded => FireOutcome::Succeeded,
-            RunEnd::Failed(error) => FireOutcome::Failed(error.clone()),
-            RunEnd::Panicked(message) => FireOutcome::Panicked(message.clone()),
-            RunEnd::Aborted => FireOutcome::Aborted,
-        };
-        // The fire stays in `running` (its lease renewed) until its end is recorded.
-        finish(&shared, &*store, &owner, &fire, &outcome, &summary).await;
-        lock(&running).remove(&fire.fire_id);
-        if end == RunEnd::Aborted {
-            shared.collector.lock().aborted.push(summary);
-        } else if shared.is_stopping() {
-            shared.collector.lock().finished.push(summary);
-        }
-    }
-}
-
-/// Records how a fire ended, retrying while the store fails: a result that is not recorded
-/// would leave the fire to be taken over and run again. Gives up at the shutdown deadline.
-async fn finish(
-    shared: &Shared,
-    store: &dyn SharedStore,
-    owner: &str,
-    fire: &FireClaim,
-    outcome: &FireOutcome,
-    summary: &RunSummary,
-) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match store.finish_fire(owner, fire, outcome).await {
-            Ok(true) => return,
-            Ok(false) => return reject(shared, summary, fire.epoch, "after it ended"),
-            Err(error) => {
-                tracing::error!(
-                    schedule_id = %summary.schedule_id,
-                    nominal_time = %summary.nominal_time,
-                    error = %error_chain(&error),
-                    retry_in = ?delay,
-                    "could not record how a fire ended"
-                );
-                shared.emit(|| Event::StoreFailed {
-                    operation: "record how a fire ended",
-                    error: error_chain(&error).into(),
-                });
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shared.abort.cancelled() => {
-                tracing::error!(schedule_id = %summary.schedule_id, "gave up recording a fire's end at the shutdown deadline");
-                return;
-            }
-        }
-        delay = (delay * 2).min(MAX_BACKOFF);
-    }
-}
-
-fn reject(shared: &Shared, run: &RunSummary, epoch: i64, when: &str) {
-    tracing::warn!(
-        schedule_id = %run.schedule_id,
-        nominal_time = %run.nominal_time,
-        epoch,
-        "stale run rejected {when}: the fire was taken over by another instance"
-    );
-    shared.emit(|| Event::Rejected {
-        schedule_id: Arc::clone(&run.schedule_id),
-        run_id: run.run_id,
-        nominal_time: run.nominal_time,
-        epoch,
-    });
 }

@@ -9,18 +9,22 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::run::{InFlight, RunScope, new_scope};
+use super::run::ScheduleRuntime;
+use super::runs::ScheduleRuns;
+use super::state::Shared;
 use crate::job::Job;
 use crate::schedule::Schedule;
-use crate::scheduler::Shared;
 use crate::trigger::{Trigger, apply_jitter};
 
 pub(super) type Key = u32;
 
 pub(super) struct Entry {
     pub(super) schedule: Schedule,
+    /// Its runs here and their history (kept when the schedule is replaced, so runs going go
+    /// on counting against `max_instances`).
+    pub(super) runs: Arc<ScheduleRuns>,
     /// `None`: the job is not registered here; the schedule is kept but never dispatched.
-    pub(super) scope: Option<Arc<RunScope>>,
+    pub(super) runtime: Option<Arc<ScheduleRuntime>>,
     /// Its place in the timetable: (due time with jitter, insertion order).
     slot: Option<(DateTime<Utc>, u64)>,
 }
@@ -30,12 +34,14 @@ impl Entry {
         shared: &Arc<Shared>,
         schedule: Schedule,
         job: Option<Arc<dyn Job>>,
-        in_flight: Arc<InFlight>,
+        runs: Arc<ScheduleRuns>,
     ) -> Self {
-        let scope = job.map(|job| new_scope(shared, &schedule, job, in_flight));
+        let runtime =
+            job.map(|job| ScheduleRuntime::new(shared, &schedule, job, Arc::clone(&runs)));
         Self {
             schedule,
-            scope,
+            runs,
+            runtime,
             slot: None,
         }
     }
@@ -43,19 +49,20 @@ impl Entry {
     /// Replaces the schedule's data (not its place in the timetable). Runs from now on see the
     /// new args; runs going keep counting against `max_instances`.
     pub(super) fn set_schedule(&mut self, shared: &Arc<Shared>, schedule: Schedule) {
-        if let Some(scope) = &self.scope {
-            if let Some(runner) = &scope.runner {
-                if !Arc::ptr_eq(&scope.args, &schedule.args) {
-                    let (job, in_flight) = (runner.job(), Arc::clone(&runner.in_flight));
-                    self.scope = Some(new_scope(shared, &schedule, job, in_flight));
-                }
+        if let Some(runtime) = &self.runtime {
+            if !Arc::ptr_eq(&runtime.context.args, &schedule.args)
+                || self.schedule.at_most_once != schedule.at_most_once
+            {
+                let job = Arc::clone(&runtime.job);
+                self.runtime = Some(ScheduleRuntime::new(
+                    shared,
+                    &schedule,
+                    job,
+                    Arc::clone(&self.runs),
+                ));
             }
         }
         self.schedule = schedule;
-    }
-
-    pub(super) fn in_flight(&self) -> Option<&Arc<InFlight>> {
-        Some(&self.scope.as_ref()?.runner.as_ref()?.in_flight)
     }
 }
 
@@ -140,7 +147,7 @@ impl Table {
         if let Some(slot) = entry.slot.take() {
             self.timetable.remove(&slot);
         }
-        if let (Some(next), Some(_)) = (next, &entry.scope) {
+        if let (Some(next), Some(_)) = (next, &entry.runtime) {
             let due = if jitter {
                 apply_jitter(next, entry.schedule.trigger.jitter())
             } else {

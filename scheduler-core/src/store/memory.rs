@@ -10,19 +10,13 @@ use super::JobStore;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
 
-/// Schedules in memory: the default store. Nothing survives the process, but a `MemoryStore`
-/// shared by two schedulers one after the other (cloning shares it) keeps schedules across a
-/// scheduler restart, which tests use.
+/// Schedules in memory. Nothing survives the process, but a `MemoryStore` shared by two
+/// schedulers one after the other (cloning shares it) keeps schedules across a scheduler
+/// restart, which tests use. Without any store the engine keeps schedules in its own
+/// timetable only, which is the default and the fastest.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
-    inner: Arc<Mutex<Inner>>,
-}
-
-// No time index: the engine keeps its own timetable and writes every fire's next run time
-// here, so that write (a hash lookup) is what must be cheap. `due` and `list` sort on demand.
-#[derive(Debug, Default)]
-struct Inner {
-    by_id: HashMap<Arc<str>, Schedule>,
+    inner: Arc<Mutex<HashMap<Arc<str>, Schedule>>>,
 }
 
 impl MemoryStore {
@@ -32,8 +26,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave `Inner` half-written: every method
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Schedule>> {
+        // A panic while holding the lock cannot leave the map half-written: every method
         // finishes its changes before it could panic.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -49,27 +43,28 @@ pub(crate) fn run_order(a: &Schedule, b: &Schedule) -> std::cmp::Ordering {
     }
 }
 
+// No time index: the engine keeps its own timetable and writes every fire's next run time
+// here, so that write (a hash lookup) is what must be cheap. `list` sorts on demand.
 #[async_trait]
 impl JobStore for MemoryStore {
+    async fn list(&self) -> Result<Vec<Schedule>> {
+        let mut list: Vec<Schedule> = self.lock().values().cloned().collect();
+        list.sort_by(run_order);
+        Ok(list)
+    }
+
     async fn add(&self, schedule: &Schedule, replace: bool) -> Result<()> {
-        let mut inner = self.lock();
-        if !replace && inner.by_id.contains_key(&schedule.id) {
+        let mut schedules = self.lock();
+        if !replace && schedules.contains_key(&schedule.id) {
             return Err(Error::ConflictingId(schedule.id.to_string()));
         }
-        inner
-            .by_id
-            .insert(Arc::clone(&schedule.id), schedule.clone());
+        schedules.insert(Arc::clone(&schedule.id), schedule.clone());
         Ok(())
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Schedule>> {
-        Ok(self.lock().by_id.get(id).cloned())
-    }
-
     async fn update(&self, schedule: &Schedule) -> Result<()> {
-        let mut inner = self.lock();
-        let stored = inner
-            .by_id
+        let mut schedules = self.lock();
+        let stored = schedules
             .get_mut(&schedule.id)
             .ok_or_else(|| Error::ScheduleNotFound(schedule.id.to_string()))?;
         *stored = schedule.clone();
@@ -78,52 +73,23 @@ impl JobStore for MemoryStore {
 
     async fn remove(&self, id: &str) -> Result<()> {
         self.lock()
-            .by_id
             .remove(id)
             .map(drop)
             .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))
     }
 
     async fn remove_all(&self) -> Result<()> {
-        self.lock().by_id.clear();
+        self.lock().clear();
         Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<Schedule>> {
-        let mut list: Vec<Schedule> = self.lock().by_id.values().cloned().collect();
-        list.sort_by(run_order);
-        Ok(list)
-    }
-
-    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Schedule>> {
-        let mut due: Vec<Schedule> = self
-            .lock()
-            .by_id
-            .values()
-            .filter(|s| s.next_run_time.is_some_and(|t| t <= now))
-            .cloned()
-            .collect();
-        due.sort_by(run_order);
-        due.truncate(limit);
-        Ok(due)
-    }
-
-    async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(self
-            .lock()
-            .by_id
-            .values()
-            .filter_map(|s| s.next_run_time)
-            .min())
     }
 
     async fn set_next_run_times(
         &self,
         updates: &[(Arc<str>, Option<DateTime<Utc>>)],
     ) -> Result<()> {
-        let mut inner = self.lock();
+        let mut schedules = self.lock();
         for (id, next) in updates {
-            if let Some(schedule) = inner.by_id.get_mut(id) {
+            if let Some(schedule) = schedules.get_mut(id) {
                 schedule.next_run_time = *next;
             }
         }
@@ -137,6 +103,6 @@ mod tests {
 
     #[tokio::test]
     async fn memory_store_conforms() {
-        super::super::conformance::run(|| async { MemoryStore::new() }).await;
+        super::super::conformance::local::run(|| async { MemoryStore::new() }).await;
     }
 }

@@ -1,9 +1,15 @@
 //! Job stores: where schedules live.
 //!
-//! The scheduler's engine keeps its own timetable in memory and writes every change through to
-//! its [`JobStore`], so a durable store keeps schedules (and their place in time) across
-//! restarts. [`MemoryStore`] is the default; `store-sea-orm` is durable and shared by several
-//! processes. Every store passes the same [`conformance`] suite.
+//! Two kinds, and the builder takes them as two different things:
+//!
+//! - A [`JobStore`] keeps the schedules of one scheduler. The engine keeps its own timetable
+//!   in memory and writes every change through, so a durable store keeps schedules (and their
+//!   place in time) across restarts. [`MemoryStore`] carries them across a scheduler restart
+//!   within one process. Every fire runs in the process that has the timetable.
+//! - A [`SharedStore`] is shared by several scheduler processes: each fire runs on one of
+//!   them ([`shared`]).
+//!
+//! Every store passes its [`conformance`] suite (feature `test-util`).
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
@@ -17,11 +23,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use self::memory::MemoryStore;
-pub use self::shared::{Claimed, FireClaim, FireOutcome, FireRecord, FireState, SharedStore};
+pub use self::shared::{
+    ChangeFeed, ClaimBatch, ClaimedFire, ClaimedRun, Claimer, DueSchedule, FireClaims, FireHistory,
+    FireLeases, FireOutcome, FirePlan, FireToken, OnConflict, Planner, ScheduleCatalog,
+    ScheduleWrite, SharedStore, Versioned,
+};
 use crate::error::Result;
+pub use crate::fires::{FireRecord, FireState, NotRun, NotRunFire, SkipReason};
 use crate::schedule::Schedule;
 
-/// Where schedules live.
+/// Where one scheduler's schedules live: what its timetable writes through to.
 ///
 /// Errors: [`Error::ConflictingId`](crate::Error::ConflictingId) from [`add`](Self::add)
 /// without `replace`, [`Error::ScheduleNotFound`](crate::Error::ScheduleNotFound) from
@@ -29,11 +40,12 @@ use crate::schedule::Schedule;
 /// [`Error::Store`](crate::Error::Store) for the store's own failures.
 #[async_trait]
 pub trait JobStore: Send + Sync + Debug + 'static {
+    /// Every schedule, by next run time; those without one (paused) last; ties by id. The
+    /// engine reads them once, when it starts.
+    async fn list(&self) -> Result<Vec<Schedule>>;
+
     /// Adds a schedule; with `replace`, an existing one with the same id is overwritten.
     async fn add(&self, schedule: &Schedule, replace: bool) -> Result<()>;
-
-    /// The schedule with this id.
-    async fn get(&self, id: &str) -> Result<Option<Schedule>>;
 
     /// Overwrites an existing schedule.
     async fn update(&self, schedule: &Schedule) -> Result<()>;
@@ -43,15 +55,6 @@ pub trait JobStore: Send + Sync + Debug + 'static {
 
     /// Removes every schedule.
     async fn remove_all(&self) -> Result<()>;
-
-    /// Every schedule, by next run time; those without one (paused) last; ties by id.
-    async fn list(&self) -> Result<Vec<Schedule>>;
-
-    /// Up to `limit` schedules whose next run time is at or before `now`, earliest first.
-    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Schedule>>;
-
-    /// The earliest next run time of any schedule.
-    async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>>;
 
     /// Sets the next run times of several schedules at once (the engine's write after each
     /// wake-up). Ids the store does not have are ignored.

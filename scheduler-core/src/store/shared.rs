@@ -1,333 +1,510 @@
-//! Stores that several scheduler processes share.
+//! Stores that several scheduler processes share, as small capabilities.
 //!
 //! With a [`SharedStore`] ([`SchedulerBuilder::shared_store`](crate::SchedulerBuilder::shared_store))
-//! the engine keeps no timetable of its own: every instance claims due fires from the store,
-//! which records each fire in a ledger unique per (schedule, nominal time). So each fire runs
-//! on one instance, whichever are alive:
+//! every instance claims due fires from the store, which records each fire in a ledger unique
+//! per (schedule, nominal time). So each fire runs on one instance, whichever are alive. The
+//! store keeps and persists; the engine decides:
 //!
-//! - **Claims**: the store takes due schedules, decides their fires with [`plan_due`]
-//!   (misfire and coalesce as everywhere) and `max_instances` (counted in the ledger, across
-//!   instances), records the fires and advances the schedules, in one transaction.
-//! - **Leases and fencing**: a claimed fire belongs to its instance for a lease, renewed while
-//!   it runs. When the instance dies the lease runs out and another instance takes the fire
-//!   with `epoch + 1` and `attempt + 1` (at least once), or marks it lost (a schedule's
-//!   `at_most_once`). The job sees the epoch ([`JobContext::epoch`](crate::JobContext::epoch))
-//!   as a fencing token; finishing a fire is a write conditioned on it, so a stale owner's late
-//!   result is rejected and reported.
+//! - [`ScheduleCatalog`]: the schedules, each with a version that conditional writes compare,
+//!   so two instances changing one schedule cannot overwrite each other's change unseen.
+//! - [`FireClaims`]: claiming due fires. A claim reads due schedules under a lock (or a
+//!   compare-and-set), hands each to the engine's [`Planner`] (misfire, coalesce, catch-up,
+//!   `max_instances` counted across instances), records what it returns and moves the
+//!   schedules on, in one atomic step. Due times are judged by the store's clock.
+//! - [`FireLeases`]: a claimed fire is its instance's for a lease, renewed while the instance
+//!   lives. When the instance dies the lease runs out and another instance takes the fire over
+//!   with `epoch + 1` (at least once), or records it lost (a schedule's `at_most_once`). The
+//!   job sees the epoch ([`JobContext::epoch`](crate::JobContext::epoch)) as a fencing token;
+//!   starting and finishing a fire are writes conditioned on it, so a stale owner's late
+//!   result is refused.
+//! - [`FireHistory`]: what happened to each fire, with the reason when it did not run.
+//! - [`ChangeFeed`]: how an idle instance learns that another one changed the schedules.
 //!
-//! [`plan_due`]: crate::plan_due
+//! Every implementation passes [`conformance::shared`](crate::store::conformance) (feature
+//! `test-util`).
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::JobStore;
 use crate::error::Result;
+pub use crate::fires::FireToken;
+use crate::fires::{FireRecord, FireState, NotRunFire};
+use crate::policy;
 use crate::schedule::Schedule;
+use crate::trigger::{Trigger, apply_jitter};
 
-/// A fire this instance claimed and must run.
+/// A schedule as a shared store keeps it, with its version.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub struct FireClaim {
-    /// The ledger row.
-    pub fire_id: i64,
-    /// The schedule, as it was when claimed.
+pub struct Versioned {
+    /// The schedule.
     pub schedule: Schedule,
-    /// The fire's nominal time.
-    pub nominal_time: DateTime<Utc>,
-    /// The fencing token: raised each time the fire changes hands.
-    pub epoch: i64,
-    /// 1 for the first run of this fire, 2 after one instance died with it, ...
-    pub attempt: u32,
-    /// Recorded running by the claim itself (the instance starts it at once), so no
-    /// [`SharedStore::start_fire`] is needed.
-    pub started: bool,
+    /// When its next run time is due (with jitter).
+    pub due_time: Option<DateTime<Utc>>,
+    /// Raised by every write of the schedule (claims included).
+    pub version: i64,
 }
 
-impl FireClaim {
-    /// A claim, as stores build them.
+impl Versioned {
+    /// A schedule at a version, as stores read it.
+    #[must_use]
+    pub fn new(schedule: Schedule, due_time: Option<DateTime<Utc>>, version: i64) -> Self {
+        Self {
+            schedule,
+            due_time,
+            version,
+        }
+    }
+}
+
+/// A schedule to write, and when its next fire is due: its next run time plus the trigger's
+/// jitter, drawn once by the engine so every instance agrees on it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ScheduleWrite {
+    /// The schedule.
+    pub schedule: Schedule,
+    /// When its next run time is due (`None` when it has none: paused).
+    pub due_time: Option<DateTime<Utc>>,
+}
+
+impl ScheduleWrite {
+    /// The write of `schedule`, due at its next run time with the trigger's jitter (`jitter`
+    /// false: due at its next run time exactly, as an explicit first run is).
+    pub(crate) fn new(schedule: Schedule, jitter: bool) -> Self {
+        let due_time = schedule.next_run_time.map(|next| {
+            if jitter {
+                apply_jitter(next, schedule.trigger.jitter())
+            } else {
+                next
+            }
+        });
+        Self { schedule, due_time }
+    }
+}
+
+/// What [`ScheduleCatalog::insert`] does with a schedule whose id is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnConflict {
+    /// Fail the whole batch with [`Error::ConflictingId`](crate::Error::ConflictingId).
+    Fail,
+    /// Overwrite the stored schedule.
+    Replace,
+}
+
+/// A due schedule, as a claim reads it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct DueSchedule<'a> {
+    /// The schedule; its next run time is the first due fire.
+    pub schedule: &'a Schedule,
+    /// When that fire is due (the next run time plus jitter, as written).
+    pub due_time: DateTime<Utc>,
+    /// The store's clock at the claim.
+    pub now: DateTime<Utc>,
+    /// Live fires of the schedule (claimed or running, lease not run out), across instances.
+    /// Queued fires are not counted: they run after a claimed one, as part of its run.
+    pub running: u32,
+}
+
+impl<'a> DueSchedule<'a> {
+    /// A due schedule, as a claim reads it.
     #[must_use]
     pub fn new(
-        fire_id: i64,
-        schedule: Schedule,
-        nominal_time: DateTime<Utc>,
-        epoch: i64,
-        attempt: u32,
+        schedule: &'a Schedule,
+        due_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+        running: u32,
     ) -> Self {
         Self {
-            fire_id,
             schedule,
-            nominal_time,
-            epoch,
-            attempt,
-            started: false,
+            due_time,
+            now,
+            running,
+        }
+    }
+}
+
+/// What a claim records for one due schedule: the engine's decision, to be written as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FirePlan {
+    /// Fires to run here as one run of the schedule, oldest first: the first is claimed (or
+    /// running), the others queued behind it.
+    pub run: Vec<DateTime<Utc>>,
+    /// Fires that do not run, with the reason: recorded in the history.
+    pub not_run: Vec<NotRunFire>,
+    /// The schedule's next run time; `None`: its trigger has no more fires and the schedule is
+    /// deleted (the claim keeps a copy with its last fire, for a take-over).
+    pub next_run_time: Option<DateTime<Utc>>,
+    /// When that next run time is due (with jitter).
+    pub next_due_time: Option<DateTime<Utc>>,
+}
+
+/// The engine's fire policy, handed to [`FireClaims::claim_due`] and
+/// [`FireClaims::claim_now`]: the store calls it inside its claim and records what it
+/// returns, so every store decides the same way.
+#[derive(Debug)]
+pub struct Planner {
+    _private: (),
+}
+
+impl Planner {
+    pub(crate) fn new() -> Self {
+        Self { _private: () }
+    }
+
+    /// The decision for a due schedule.
+    #[must_use]
+    pub fn plan(&self, due: DueSchedule<'_>) -> FirePlan {
+        let plan = policy::plan(policy::Due {
+            schedule: due.schedule,
+            due_time: due.due_time,
+            now: due.now,
+            running: due.running,
+        });
+        let next_run_time = policy::next_run_time(due.schedule, &plan, due.now);
+        let next_due_time = if plan.last.is_some() {
+            next_run_time.map(|next| apply_jitter(next, due.schedule.trigger.jitter()))
+        } else {
+            Some(due.due_time)
+        };
+        FirePlan {
+            run: plan.run.as_slice().to_vec(),
+            not_run: plan.not_run,
+            next_run_time,
+            next_due_time,
         }
     }
 
-    /// The same claim, recorded running by the claim itself.
+    /// Whether one extra run of `schedule` (`run_now`) may start with `running` live fires.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MaxInstancesReached`](crate::Error::MaxInstancesReached).
+    pub fn run_now(&self, schedule: &Schedule, running: u32) -> Result<()> {
+        policy::run_now(schedule, running)
+    }
+}
+
+/// Who claims, and how much.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Claimer<'a> {
+    /// The instance's name in the ledger.
+    pub owner: &'a str,
+    /// The job names it can run: schedules of other jobs are left to instances that know them.
+    pub jobs: &'a [Arc<str>],
+    /// At most this many schedules (or expired fires) per claim.
+    pub limit: usize,
+    /// Record the first fire of each run as running at once (the instance starts it without
+    /// waiting for a concurrency slot), which saves a write per fire.
+    pub start_at_once: bool,
+}
+
+impl<'a> Claimer<'a> {
+    pub(crate) fn new(owner: &'a str, jobs: &'a [Arc<str>], limit: usize) -> Self {
+        Self {
+            owner,
+            jobs,
+            limit,
+            start_at_once: false,
+        }
+    }
+}
+
+/// One fire a claim gave this instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimedFire {
+    /// The fire, at the epoch this instance holds it.
+    pub token: FireToken,
+    /// Its nominal time.
+    pub nominal_time: DateTime<Utc>,
+    /// 1 for its first run, 2 after one instance died running it, ...
+    pub attempt: u32,
+    /// As recorded: claimed, queued, or running (started by the claim itself).
+    pub state: FireState,
+}
+
+impl ClaimedFire {
+    /// A claimed fire, as stores build them.
     #[must_use]
-    pub fn started(mut self) -> Self {
-        self.started = true;
-        self
+    pub fn new(
+        token: FireToken,
+        nominal_time: DateTime<Utc>,
+        attempt: u32,
+        state: FireState,
+    ) -> Self {
+        Self {
+            token,
+            nominal_time,
+            attempt,
+            state,
+        }
+    }
+}
+
+/// One run a claim gave this instance: fires of one schedule, run one after another.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClaimedRun {
+    /// The schedule as it was when claimed (the copy kept with its last fire, if it is gone).
+    pub schedule: Schedule,
+    /// The fires, oldest first.
+    pub fires: Vec<ClaimedFire>,
+}
+
+impl ClaimedRun {
+    /// A claimed run, as stores build them.
+    #[must_use]
+    pub fn new(schedule: Schedule, fires: Vec<ClaimedFire>) -> Self {
+        Self { schedule, fires }
     }
 }
 
 /// What one claim found.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
-pub struct Claimed {
-    /// Fires to run here.
-    pub fires: Vec<FireClaim>,
-    /// Fires recorded missed: (schedule, nominal time, how late).
-    pub missed: Vec<(Arc<str>, DateTime<Utc>, Duration)>,
-    /// Fires recorded skipped because `max_instances` runs were going: (schedule, nominal
-    /// time, runs going).
-    pub skipped: Vec<(Arc<str>, DateTime<Utc>, u32)>,
-    /// Fires recorded lost: their instance died and the schedule is `at_most_once`.
+pub struct ClaimBatch {
+    /// Runs for this instance.
+    pub runs: Vec<ClaimedRun>,
+    /// Fires recorded as not run, by schedule.
+    pub not_run: Vec<(Arc<str>, NotRunFire)>,
+    /// Fires recorded lost: their instance died and the schedule is `at_most_once` (or was
+    /// removed meanwhile).
     pub lost: Vec<(Arc<str>, DateTime<Utc>)>,
-    /// Schedules whose trigger has no more fires; the store removed them.
+    /// Schedules whose trigger has no more fires; the claim deleted them.
     pub finished: Vec<Arc<str>>,
-    /// True when the claim took as many schedules as it was allowed: more may be due.
+    /// True when the claim took as many as it was allowed (or gave up on a conflict): more
+    /// may be due.
     pub more: bool,
 }
 
-impl Claimed {
-    /// True when the claim found nothing at all: no fire to run and nothing recorded.
+impl ClaimBatch {
+    /// True when the claim found nothing: no run and nothing recorded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.fires.is_empty()
-            && self.missed.is_empty()
-            && self.skipped.is_empty()
+        self.runs.is_empty()
+            && self.not_run.is_empty()
             && self.lost.is_empty()
             && self.finished.is_empty()
     }
 }
 
-/// How a run ended, as the ledger records it.
+/// How a held fire ends, as the engine tells its store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FireOutcome {
     /// The job returned `Ok`.
     Succeeded,
-    /// The job returned an error.
+    /// The job returned an error (with its sources).
     Failed(String),
     /// The job panicked.
     Panicked(String),
-    /// The run was aborted at the shutdown deadline.
+    /// Aborted at the shutdown deadline, for good (the schedule is `at_most_once`).
     Aborted,
-    /// A fire claimed as started that the instance did not start after all (it began to shut
-    /// down first): it goes back for another instance, not counted as an attempt.
+    /// Aborted at the shutdown deadline and handed back: another instance runs it again as a
+    /// new attempt.
+    Interrupted,
+    /// Recorded running by the claim but never started here (shutdown began first): handed
+    /// back as a claim, not counted as an attempt.
     NotStarted,
 }
 
-/// A fire's state in the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FireState {
-    /// Claimed by an instance, not started yet.
-    Claimed,
-    /// Running.
-    Running,
-    /// Ended with `Ok`.
-    Succeeded,
-    /// Ended with an error or a panic.
-    Failed,
-    /// Not run: later than `misfire_grace_time`.
-    Missed,
-    /// Not run: `max_instances` runs were going, or the schedule was paused.
-    Skipped,
-    /// Not finished: its instance died and the schedule is `at_most_once`.
-    Lost,
-    /// Aborted at a shutdown deadline.
-    Aborted,
-}
-
-impl FireState {
-    /// The state's name in the ledger.
+impl FireOutcome {
+    /// The state the fire ends in; `None` for a fire handed back to be run elsewhere (its
+    /// lease ends now and another instance takes it over).
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub fn final_state(&self) -> Option<FireState> {
         match self {
-            Self::Claimed => "claimed",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Missed => "missed",
-            Self::Skipped => "skipped",
-            Self::Lost => "lost",
-            Self::Aborted => "aborted",
+            Self::Succeeded => Some(FireState::Succeeded),
+            Self::Failed(_) | Self::Panicked(_) => Some(FireState::Failed),
+            Self::Aborted => Some(FireState::Aborted),
+            Self::Interrupted | Self::NotStarted => None,
         }
     }
 
-    /// The state of a ledger name.
+    /// The job's error or panic message.
     #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "claimed" => Self::Claimed,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "missed" => Self::Missed,
-            "skipped" => Self::Skipped,
-            "lost" => Self::Lost,
-            "aborted" => Self::Aborted,
-            _ => return None,
-        })
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Failed(error) => Some(error),
+            Self::Panicked(message) => Some(message),
+            _ => None,
+        }
     }
-}
 
-/// One row of a schedule's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FireRecord {
-    /// The ledger row.
-    pub fire_id: i64,
-    /// The schedule.
-    pub schedule_id: String,
-    /// The fire's nominal time.
-    pub nominal_time: DateTime<Utc>,
-    /// Where it is.
-    pub state: FireState,
-    /// Why it did not run, or why it changed hands.
-    pub reason: Option<String>,
-    /// The instance that has it, or had it last.
-    pub owner: Option<String>,
-    /// Its fencing token.
-    pub epoch: i64,
-    /// How many times it was started.
-    pub attempt: u32,
-    /// When it was claimed, started, finished.
-    pub claimed_at: Option<DateTime<Utc>>,
-    /// When it started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// The job's error, for a failed run.
-    pub error: Option<String>,
-}
-
-impl FireRecord {
-    /// A record, as stores build them.
+    /// What the history says about it, for the instance `owner`.
     #[must_use]
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        fire_id: i64,
-        schedule_id: String,
-        nominal_time: DateTime<Utc>,
-        state: FireState,
-        reason: Option<String>,
-        owner: Option<String>,
-        epoch: i64,
-        attempt: u32,
-        times: [Option<DateTime<Utc>>; 3],
-        error: Option<String>,
-    ) -> Self {
-        let [claimed_at, started_at, finished_at] = times;
-        Self {
-            fire_id,
-            schedule_id,
-            nominal_time,
-            state,
-            reason,
-            owner,
-            epoch,
-            attempt,
-            claimed_at,
-            started_at,
-            finished_at,
-            error,
+    pub fn reason(&self, owner: &str) -> Option<String> {
+        match self {
+            Self::Succeeded | Self::Failed(_) => None,
+            Self::Panicked(_) => Some("panicked".to_owned()),
+            Self::Aborted => Some(format!("aborted at {owner}'s shutdown deadline")),
+            Self::Interrupted => Some(format!(
+                "aborted at {owner}'s shutdown deadline; to be run again"
+            )),
+            Self::NotStarted => Some(format!("released by {owner} at shutdown before it started")),
         }
     }
 }
 
-/// A store several scheduler processes share; see the [module](self) documentation.
+/// The reasons a store records for what it does with leases, so that every store words them
+/// alike.
+pub mod reason {
+    /// A fire taken over from `previous`, whose lease ran out.
+    #[must_use]
+    pub fn taken_over(previous: &str) -> String {
+        format!("taken over from {previous}, whose lease ran out")
+    }
+
+    /// A running fire of an `at_most_once` schedule whose instance `previous` died.
+    #[must_use]
+    pub fn lost(previous: &str) -> String {
+        format!("instance {previous} stopped renewing its lease while running it (at_most_once)")
+    }
+
+    /// A fire whose schedule was removed while it was live.
+    pub const SCHEDULE_REMOVED: &str =
+        "its schedule was removed while the fire was live; not run again";
+
+    /// Claims given back by `owner` at shutdown.
+    #[must_use]
+    pub fn released(owner: &str) -> String {
+        format!("released by {owner} at shutdown")
+    }
+}
+
+/// The schedules a shared store keeps.
 ///
-/// `owner` is the calling instance's name; `jobs` the job names it can run (schedules of other
-/// jobs are left for instances that know them).
+/// Errors: [`Error::ConflictingId`](crate::Error::ConflictingId) from
+/// [`insert`](Self::insert), [`Error::ScheduleNotFound`](crate::Error::ScheduleNotFound) from
+/// [`replace`](Self::replace) and [`remove`](Self::remove),
+/// [`Error::Store`](crate::Error::Store) for the store's own failures.
 #[async_trait]
-pub trait SharedStore: JobStore {
+pub trait ScheduleCatalog: Send + Sync + Debug + 'static {
+    /// The schedule with this id, and its version.
+    async fn get(&self, id: &str) -> Result<Option<Versioned>>;
+
+    /// Every schedule, by next run time; those without one (paused) last; ties by id.
+    async fn list(&self) -> Result<Vec<Schedule>>;
+
+    /// Adds schedules, all or none.
+    async fn insert(&self, batch: &[(ScheduleWrite, OnConflict)]) -> Result<()>;
+
+    /// Overwrites a schedule if it is still at `version`, and records `not_run` (the fires a
+    /// resume skipped) with it, in one atomic step. `false`, and nothing written, when it
+    /// changed meanwhile.
+    async fn replace(
+        &self,
+        write: &ScheduleWrite,
+        version: i64,
+        not_run: &[NotRunFire],
+    ) -> Result<bool>;
+
+    /// Removes a schedule (its live fires are recorded lost when taken over).
+    async fn remove(&self, id: &str) -> Result<()>;
+
+    /// Removes every schedule.
+    async fn remove_all(&self) -> Result<()>;
+}
+
+/// Claiming due fires.
+#[async_trait]
+pub trait FireClaims: Send + Sync + Debug + 'static {
     /// The store's clock: due times are judged by it, not by the instances'.
     async fn now(&self) -> Result<DateTime<Utc>>;
 
-    /// The store's clock now, and when this instance next has something to do: the earliest
-    /// due time of a schedule it can run, or the earliest lease of a live fire of such a
-    /// schedule to run out (a dead instance's fire is taken over then). One round trip.
+    /// The store's clock now, and when an instance that runs `jobs` next has something to do:
+    /// the earliest due time of such a schedule, or the earliest lease of a live fire of one
+    /// to run out (a dead instance's fire is taken over then).
     async fn next_due(&self, jobs: &[Arc<str>]) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>)>;
 
-    /// Claims up to `limit` due schedules of `jobs` for `owner`, in one transaction: records
-    /// their fires (run, missed or skipped) and advances them.
-    ///
-    /// With `running`, the fires to run are recorded running at once (the instance starts
-    /// them without waiting, and saves a write per fire); otherwise claimed, and
-    /// [`start_fire`](Self::start_fire) marks each when it starts.
-    async fn claim_due(
-        &self,
-        owner: &str,
-        jobs: &[Arc<str>],
-        limit: usize,
-        running: bool,
-    ) -> Result<Claimed>;
+    /// Claims up to `claimer.limit` due schedules of `claimer.jobs`, in one atomic step per
+    /// schedule: reads each with its due time and live fires, records what
+    /// [`Planner::plan`] returns for it (the runs for `claimer.owner` at epoch 1 with a lease,
+    /// the fires that do not run with their reason), and moves the schedule on to the plan's
+    /// next run time (or deletes it). A fire that already has a row is neither recorded nor
+    /// run again. Paused schedules and schedules of other jobs are never due.
+    async fn claim_due(&self, claimer: &Claimer<'_>, planner: &Planner) -> Result<ClaimBatch>;
 
-    /// Takes over up to `limit` fires whose lease ran out: for `owner` with `epoch + 1` and
-    /// `attempt + 1` (a fire that never started keeps its attempt), or marked lost for
-    /// `at_most_once` schedules. `running` as for [`claim_due`](Self::claim_due).
-    async fn reclaim_expired(
-        &self,
-        owner: &str,
-        jobs: &[Arc<str>],
-        limit: usize,
-        running: bool,
-    ) -> Result<Claimed>;
+    /// Takes over up to `claimer.limit` live fires of `claimer.jobs` whose lease ran out: for
+    /// `claimer.owner` at `epoch + 1` (with `attempt + 1` for a fire that had started), or
+    /// recorded lost (a running fire of an `at_most_once` schedule, or one whose schedule is
+    /// gone). Each taken-over fire is a run of its own.
+    async fn take_over(&self, claimer: &Claimer<'_>) -> Result<ClaimBatch>;
 
-    /// Claims one extra fire of a schedule now (`run_now`).
+    /// Claims one extra fire of a schedule now (`run_now`), if [`Planner::run_now`] allows it
+    /// with the schedule's live fires; its nominal time is the store's now.
     ///
     /// # Errors
     ///
-    /// [`Error::ScheduleNotFound`](crate::Error::ScheduleNotFound), or
-    /// [`Error::MaxInstancesReached`](crate::Error::MaxInstancesReached) counted in the ledger.
-    async fn claim_now(&self, owner: &str, schedule_id: &str) -> Result<FireClaim>;
-
-    /// Marks a claimed fire running; `false` when it changed hands (stale epoch).
-    async fn start_fire(&self, owner: &str, fire: &FireClaim) -> Result<bool>;
-
-    /// Records how a fire ended; `false`, and nothing written, when it changed hands.
-    async fn finish_fire(
+    /// [`Error::ScheduleNotFound`](crate::Error::ScheduleNotFound), or what the planner says.
+    async fn claim_now(
         &self,
-        owner: &str,
-        fire: &FireClaim,
-        outcome: &FireOutcome,
-    ) -> Result<bool>;
+        claimer: &Claimer<'_>,
+        schedule_id: &str,
+        planner: &Planner,
+    ) -> Result<ClaimedRun>;
+}
 
-    /// Renews the leases of these fires of `owner`: the ones it is running. A fire it gave
-    /// back, or claimed and never ran, is not among them and runs out.
-    async fn renew_leases(&self, owner: &str, fire_ids: &[i64]) -> Result<()>;
+/// The leases of held fires.
+#[async_trait]
+pub trait FireLeases: Send + Sync + Debug + 'static {
+    /// Marks a claimed or queued fire running; `false` when it changed hands (stale epoch).
+    async fn start(&self, owner: &str, fire: &FireToken) -> Result<bool>;
 
-    /// Gives back `owner`'s claimed fires that have not started, so another instance takes
-    /// them at once instead of after their lease.
+    /// Renews the leases of these live fires of `owner`; fires it no longer holds are left.
+    async fn renew(&self, owner: &str, fires: &[FireToken]) -> Result<()>;
+
+    /// Records how a fire ended (or hands it back, see [`FireOutcome`]); `false`, and nothing
+    /// written, when it changed hands.
+    async fn finish(&self, owner: &str, fire: &FireToken, outcome: &FireOutcome) -> Result<bool>;
+
+    /// Gives back `owner`'s claimed and queued fires that have not started, so another
+    /// instance takes them at once instead of after their lease.
     async fn release(&self, owner: &str) -> Result<()>;
 
-    /// Pauses a schedule, remembering where it was so that [`resume`](Self::resume) can record
-    /// the fires it skipped.
-    async fn pause(&self, id: &str) -> Result<Schedule>;
+    /// How long a held fire is its instance's without a renewal.
+    fn lease(&self) -> Duration;
+}
 
-    /// Resumes a schedule at its next fire from the store's clock, recording the fires skipped
-    /// while it was paused (at most [`CATCH_UP_LIMIT`](crate::CATCH_UP_LIMIT)).
-    async fn resume(&self, id: &str) -> Result<Schedule>;
-
+/// What happened to each fire.
+#[async_trait]
+pub trait FireHistory: Send + Sync + Debug + 'static {
     /// A schedule's recent fires, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ScheduleNotFound`](crate::Error::ScheduleNotFound) for a schedule that
+    /// neither exists nor has fires.
     async fn fires(&self, schedule_id: &str, limit: usize) -> Result<Vec<FireRecord>>;
 
-    /// Deletes ledger rows past the store's retention; returns how many.
+    /// Deletes history past the store's retention, never a live fire; returns how many.
     async fn prune(&self) -> Result<u64>;
+}
 
-    /// Completes when another instance may have changed the schedules (PostgreSQL
-    /// notifications), or after `timeout`.
+/// How idle instances learn of changes.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + Debug + 'static {
+    /// Completes when another instance may have changed the schedules, or after `timeout`.
     async fn wait_for_change(&self, timeout: Duration);
 
-    /// How long a claim is its instance's without a heartbeat.
-    fn lease(&self) -> Duration;
-
-    /// How long an idle instance may sleep before looking again.
+    /// How long an idle instance may sleep before looking again without a change.
     fn recheck_interval(&self) -> Duration;
 }
+
+/// A store several scheduler processes share: every capability above. Implemented for any
+/// type that has them all.
+pub trait SharedStore:
+    ScheduleCatalog + FireClaims + FireLeases + FireHistory + ChangeFeed
+{
+}
+
+impl<T: ScheduleCatalog + FireClaims + FireLeases + FireHistory + ChangeFeed> SharedStore for T {}

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
+use super::time::whole_micros;
 use super::{Trigger, parse_time_zone};
 use crate::error::{Error, Result};
 
@@ -319,8 +320,8 @@ impl CronTriggerBuilder {
             dialect,
             cron,
             timezone,
-            start: self.start,
-            end: self.end,
+            start: self.start.map(whole_micros),
+            end: self.end.map(whole_micros),
             jitter: self.jitter.filter(|j| !j.is_zero()),
         };
         // An expression that matches nothing would otherwise be accepted and silently never

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::time::whole_micros;
 use super::{Trigger, parse_instant, parse_time_zone};
 use crate::error::Result;
 
@@ -34,7 +35,7 @@ impl DateTrigger {
     #[must_use]
     pub fn at(run_date: DateTime<Utc>) -> Self {
         Self {
-            run_date,
+            run_date: whole_micros(run_date),
             timezone: Tz::UTC,
         }
     }
@@ -50,7 +51,7 @@ impl DateTrigger {
     pub fn parse(run_date: &str, timezone: &str) -> Result<Self> {
         let timezone = parse_time_zone(timezone)?;
         Ok(Self {
-            run_date: parse_instant(run_date, timezone)?,
+            run_date: whole_micros(parse_instant(run_date, timezone)?),
             timezone,
         })
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Trigger;
+use super::time::whole_micros;
 use crate::error::{Error, HumanDuration, Result};
 
 /// The longest period accepted: about 100 years, so grid arithmetic in nanoseconds never
@@ -89,7 +90,7 @@ impl IntervalTrigger {
     /// and restarts.
     pub(crate) fn anchor(&mut self, now: DateTime<Utc>) {
         if self.start.is_none() {
-            self.start = Some(now + self.period);
+            self.start = Some(whole_micros(now) + self.period);
         }
     }
 
@@ -273,6 +274,14 @@ impl IntervalTriggerBuilder {
                     .to_owned(),
             ));
         }
+        // Fire times are whole microseconds, the scheduler's resolution.
+        let period = TimeDelta::microseconds(self.period.num_microseconds().unwrap_or(i64::MAX));
+        if period.is_zero() {
+            return Err(Error::InvalidInterval(format!(
+                "the period of {} ns is shorter than 1 µs, the scheduler's resolution",
+                self.period.num_nanoseconds().unwrap_or_default()
+            )));
+        }
         if self.period > MAX_PERIOD {
             return Err(Error::InvalidInterval(format!(
                 "the period {} is longer than the limit of 36525 days",
@@ -285,9 +294,9 @@ impl IntervalTriggerBuilder {
             }
         }
         Ok(IntervalTrigger {
-            period: self.period,
-            start: self.start,
-            end: self.end,
+            period,
+            start: self.start.map(whole_micros),
+            end: self.end.map(whole_micros),
             jitter: self.jitter.filter(|j| !j.is_zero()),
         })
     }

@@ -32,7 +32,7 @@ pub use self::date::DateTrigger;
 pub use self::interval::{IntervalTrigger, IntervalTriggerBuilder};
 pub use self::spec::TriggerSpec;
 
-pub(crate) use self::time::{format_instant, parse_instant, parse_time_zone};
+pub(crate) use self::time::{format_instant, parse_instant, parse_time_zone, whole_micros};
 
 /// Decides when a job runs.
 ///
@@ -96,9 +96,9 @@ pub(crate) fn walk_to_last_fire<T: Trigger + ?Sized>(
 }
 
 /// Adds a random offset in `[0, jitter]` to `nominal`: the instant a fire with that jitter is
-/// due. Stores that keep due times themselves call it.
+/// due. The engine draws it once per fire, for its own timetable or a shared store's.
 #[must_use]
-pub fn apply_jitter(nominal: DateTime<Utc>, jitter: Option<Duration>) -> DateTime<Utc> {
+pub(crate) fn apply_jitter(nominal: DateTime<Utc>, jitter: Option<Duration>) -> DateTime<Utc> {
     match jitter {
         Some(max) if !max.is_zero() => {
             let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);

@@ -1,6 +1,8 @@
 //! Time zone names, date-time text and local-time resolution shared by the triggers.
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, SubsecRound, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
@@ -91,6 +93,13 @@ pub(crate) fn format_instant(instant: DateTime<Utc>, tz: Tz) -> String {
     } else {
         local.to_rfc3339_opts(SecondsFormat::AutoSi, false)
     }
+}
+
+/// An instant at the scheduler's resolution, one microsecond (what SQL timestamps and the
+/// stores keep): every trigger time is a whole microsecond, so a time read back from a store is
+/// the very fire its trigger computes.
+pub(crate) fn whole_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
 }
 
 #[cfg(test)]

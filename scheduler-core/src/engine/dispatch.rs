@@ -1,0 +1,110 @@
+//! From a decision to runs and reports: what both timetables do with the fire policy's plan.
+
+use std::sync::Arc;
+
+use super::ledger::Ledger;
+use super::run::{Fires, RunTask, ScheduleRuntime};
+use super::state::Shared;
+use crate::event::Event;
+use crate::fires::{NotRun, NotRunFire, SkipReason};
+
+/// Runs handed to one helper task for spawning, when many fires are due at once.
+pub(super) const SPAWN_CHUNK: usize = 128;
+
+/// Logs and emits the fires a decision did not run.
+pub(super) fn not_run(shared: &Shared, schedule_id: &Arc<str>, fires: &[NotRunFire]) {
+    for fire in fires {
+        let nominal_time = fire.nominal_time;
+        match fire.reason {
+            NotRun::Missed { lateness, grace } => {
+                tracing::warn!(
+                    %schedule_id,
+                    %nominal_time,
+                    ?lateness,
+                    ?grace,
+                    "run missed: later than its misfire_grace_time"
+                );
+                shared.emit(|| Event::Missed {
+                    schedule_id: Arc::clone(schedule_id),
+                    nominal_time,
+                    lateness,
+                });
+            }
+            NotRun::Skipped(reason) => {
+                match reason {
+                    SkipReason::MaxInstances { running } => tracing::warn!(
+                        %schedule_id,
+                        %nominal_time,
+                        running,
+                        "run skipped: max_instances runs are still going"
+                    ),
+                    SkipReason::Coalesced { into } => tracing::debug!(
+                        %schedule_id,
+                        %nominal_time,
+                        %into,
+                        "fire coalesced into a later one"
+                    ),
+                    SkipReason::Paused => tracing::debug!(
+                        %schedule_id,
+                        %nominal_time,
+                        "fire skipped: the schedule was paused"
+                    ),
+                }
+                shared.emit(|| Event::Skipped {
+                    schedule_id: Arc::clone(schedule_id),
+                    nominal_time,
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+/// Makes a run of `fires`: counts it against its schedule's `max_instances` and announces
+/// each fire as submitted.
+pub(super) fn submit(
+    runtime: &Arc<ScheduleRuntime>,
+    fires: Fires,
+    ledger: Option<Arc<Ledger>>,
+) -> Option<RunTask> {
+    let first = fires.as_slice().first()?;
+    runtime.runs.begin(first.run_id, first.nominal_time);
+    let shared = &runtime.shared;
+    if shared.has_subscribers() {
+        for fire in fires.as_slice() {
+            shared.emit(|| Event::Submitted {
+                schedule_id: Arc::clone(&runtime.context.schedule_id),
+                run_id: fire.run_id,
+                nominal_time: fire.nominal_time,
+            });
+        }
+    }
+    Some(RunTask {
+        runtime: Arc::clone(runtime),
+        fires,
+        ledger,
+    })
+}
+
+/// Spawns runs from a helper task, so that with many fires due at once the spawning is spread
+/// over the runtime's workers instead of being done by the engine alone, and each worker
+/// starts the runs it spawned without stealing them first.
+pub(super) fn spawn_from_helper(shared: &Shared, runs: Vec<RunTask>) {
+    let tracker = shared.tracker.clone();
+    shared.tracker.spawn(async move {
+        for run in runs {
+            tracker.spawn(run.run());
+        }
+    });
+}
+
+/// Spawns runs: in chunks from helpers when there are many, else from here.
+pub(super) fn spawn_all(shared: &Shared, mut runs: Vec<RunTask>) {
+    while runs.len() > SPAWN_CHUNK {
+        let rest = runs.split_off(SPAWN_CHUNK);
+        spawn_from_helper(shared, std::mem::replace(&mut runs, rest));
+    }
+    for run in runs {
+        shared.tracker.spawn(run.run());
+    }
+}

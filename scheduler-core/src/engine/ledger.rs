@@ -1,0 +1,219 @@
+//! A shared store's side of this instance's runs: the fires it holds, their leases, and the
+//! fenced writes that start and finish them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::state::Shared;
+use crate::error::error_chain;
+use crate::event::{Event, RunSummary};
+use crate::store::{ClaimedFire, FireOutcome, FireState, FireToken, SharedStore};
+
+/// The longest wait between attempts while the store fails.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A fire this instance holds, and whether it has started.
+struct Holding {
+    summary: RunSummary,
+    started: bool,
+}
+
+pub(crate) struct Ledger {
+    pub(crate) store: Arc<dyn SharedStore>,
+    pub(crate) owner: Arc<str>,
+    held: Mutex<HashMap<FireToken, Holding>>,
+    /// Woken when the last held fire is let go, so the lease renewal can end at shutdown.
+    emptied: Notify,
+}
+
+impl Ledger {
+    pub(crate) fn new(store: Arc<dyn SharedStore>, owner: Arc<str>) -> Self {
+        Self {
+            store,
+            owner,
+            held: Mutex::default(),
+            emptied: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<FireToken, Holding>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This instance holds `fire` from its claim on: its lease is renewed until let go.
+    pub(crate) fn hold(&self, fire: &ClaimedFire, summary: RunSummary) {
+        let started = fire.state == FireState::Running;
+        self.lock()
+            .insert(fire.token.clone(), Holding { summary, started });
+    }
+
+    fn let_go(&self, token: &FireToken) {
+        let mut held = self.lock();
+        held.remove(token);
+        if held.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The runs still going here (for the shutdown report).
+    pub(crate) fn running(&self) -> Vec<RunSummary> {
+        self.lock()
+            .values()
+            .filter(|h| h.started)
+            .map(|h| h.summary.clone())
+            .collect()
+    }
+
+    /// Before a fire runs: a start fenced by its epoch, unless the claim recorded it running.
+    /// `false` when it may not run here: it changed hands, or the store failed (its lease then
+    /// runs out and another instance takes it).
+    pub(crate) async fn start(
+        &self,
+        shared: &Shared,
+        fire: &ClaimedFire,
+        run: &RunSummary,
+    ) -> bool {
+        if fire.state == FireState::Running {
+            return true;
+        }
+        match self.store.start(&self.owner, &fire.token).await {
+            Ok(true) => {
+                if let Some(holding) = self.lock().get_mut(&fire.token) {
+                    holding.started = true;
+                }
+                true
+            }
+            Ok(false) => {
+                self.let_go(&fire.token);
+                reject(shared, run, &fire.token, "before it started");
+                false
+            }
+            Err(error) => {
+                self.let_go(&fire.token);
+                tracing::error!(error = %error_chain(&error), "could not mark a fire running; its lease will run out");
+                false
+            }
+        }
+    }
+
+    /// A held fire that will not run here (shutdown began first): given back at once.
+    pub(crate) async fn give_back(&self, fire: &ClaimedFire) {
+        // Claimed and queued fires went back with the release at shutdown; one the claim
+        // recorded running can only be given back by its run.
+        if fire.state == FireState::Running {
+            if let Err(error) = self
+                .store
+                .finish(&self.owner, &fire.token, &FireOutcome::NotStarted)
+                .await
+            {
+                tracing::error!(error = %error_chain(&error), "could not give back a fire");
+            }
+        }
+        self.let_go(&fire.token);
+    }
+
+    /// Records how a fire ended, retrying while the store fails: a result that is not
+    /// recorded would leave the fire to be taken over and run again. Gives up at the shutdown
+    /// deadline. The fire stays held (its lease renewed) until its end is written.
+    pub(crate) async fn finish(
+        &self,
+        shared: &Shared,
+        fire: &ClaimedFire,
+        outcome: &FireOutcome,
+        run: &RunSummary,
+    ) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.finish(&self.owner, &fire.token, outcome).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    reject(shared, run, &fire.token, "after it ended");
+                    break;
+                }
+                Err(error) => {
+                    let text = error_chain(&error);
+                    tracing::error!(
+                        schedule_id = %run.schedule_id,
+                        nominal_time = %run.nominal_time,
+                        error = %text,
+                        retry_in = ?delay,
+                        "could not record how a fire ended"
+                    );
+                    shared.emit(|| Event::StoreFailed {
+                        operation: "record how a fire ended",
+                        error: text.into(),
+                    });
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shared.abort.cancelled() => {
+                    tracing::error!(schedule_id = %run.schedule_id, "gave up recording a fire's end at the shutdown deadline");
+                    break;
+                }
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+        self.let_go(&fire.token);
+    }
+
+    /// Renews the leases of every held fire, a third of a lease apart, until shutdown has let
+    /// go of them all (or its deadline passed). On the scheduler's task tracker, so shutdown
+    /// waits for it.
+    pub(crate) fn spawn_renewal(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let (ledger, shared_state) = (Arc::clone(self), Arc::clone(shared));
+        let every = (self.store.lease() / 3).max(Duration::from_millis(100));
+        shared.tracker.spawn(async move {
+            let shared = shared_state;
+            loop {
+                let emptied = ledger.emptied.notified();
+                tokio::pin!(emptied);
+                emptied.as_mut().enable();
+                if shared.is_stopping() && ledger.is_empty() {
+                    return;
+                }
+                tokio::select! {
+                    biased;
+                    () = shared.abort.cancelled() => return,
+                    () = &mut emptied => continue,
+                    () = shared.cancel.cancelled(), if !shared.is_stopping() => continue,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if let Err(error) = ledger.renew().await {
+                    tracing::warn!(error = %error_chain(&error), "renewing leases failed; fires held here may be taken over");
+                }
+            }
+        });
+    }
+
+    /// Renews the leases of every held fire now.
+    pub(crate) async fn renew(&self) -> crate::Result<()> {
+        let held: Vec<FireToken> = self.lock().keys().cloned().collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.store.renew(&self.owner, &held).await
+    }
+}
+
+fn reject(shared: &Shared, run: &RunSummary, token: &FireToken, when: &str) {
+    tracing::warn!(
+        schedule_id = %run.schedule_id,
+        nominal_time = %run.nominal_time,
+        epoch = token.epoch(),
+        "stale run rejected {when}: the fire was taken over by another instance"
+    );
+    shared.emit(|| Event::Rejected {
+        schedule_id: Arc::clone(&run.schedule_id),
+        run_id: run.run_id,
+        nominal_time: run.nominal_time,
+        epoch: token.epoch(),
+    });
+}

@@ -1,0 +1,366 @@
+//! The engine's own timetable: schedules in memory, ordered by due time, written through to a
+//! [`JobStore`] if there is one, with a bounded history of each schedule's fires.
+//!
+//! Every fire runs in this process: this timetable does not coordinate with other instances.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::dispatch::{self, SPAWN_CHUNK};
+use super::run::{Fires, RunFire, RunTask, new_run_id};
+use super::runs::ScheduleRuns;
+use super::state::Shared;
+use super::table::{Entry, Table};
+use super::{Changed, Edit, Prepared};
+use crate::error::{Error, Result, error_chain};
+use crate::event::{Event, RunSummary};
+use crate::fires::FireRecord;
+use crate::policy::{self, Due};
+use crate::schedule::Schedule;
+use crate::store::JobStore;
+use crate::trigger::whole_micros;
+
+/// Fires dispatched per pass before the engine looks at its commands again.
+const DISPATCH_BATCH: usize = 65_536;
+
+pub(crate) struct LocalTimetable {
+    shared: Arc<Shared>,
+    /// Without a store, schedules live in the timetable alone (the default, and the fastest:
+    /// nothing is written per fire).
+    store: Option<Arc<dyn JobStore>>,
+    table: Table,
+    loaded: bool,
+    /// Next run times changed by dispatching, written to the store once per wake-up.
+    pending_times: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
+}
+
+impl LocalTimetable {
+    pub(crate) fn new(shared: Arc<Shared>, store: Option<Arc<dyn JobStore>>) -> Self {
+        Self {
+            shared,
+            store,
+            table: Table::default(),
+            loaded: false,
+            pending_times: Vec::new(),
+        }
+    }
+
+    fn store_failed(&self, operation: &'static str, error: &Error) {
+        let text = error_chain(error);
+        tracing::error!(operation, error = %text, "job store failed");
+        self.shared.emit(|| Event::StoreFailed {
+            operation,
+            error: text.into(),
+        });
+    }
+
+    fn new_runs(&self) -> Arc<ScheduleRuns> {
+        Arc::new(ScheduleRuns::new(self.shared.history_limit))
+    }
+
+    /// Reads the store's schedules into the timetable, once.
+    pub(crate) async fn load(&mut self) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        let Some(store) = &self.store else {
+            self.loaded = true;
+            return Ok(());
+        };
+        for schedule in store.list().await? {
+            if self.table.key(&schedule.id).is_some() {
+                continue;
+            }
+            let job = self.shared.job(schedule.job.as_deref());
+            if job.is_none() {
+                let name: Arc<str> = schedule.job.clone().unwrap_or_else(|| "<job value>".into());
+                tracing::warn!(
+                    schedule_id = %schedule.id,
+                    job = %name,
+                    "stored schedule names a job that is not registered here; it will not run in this process"
+                );
+                self.shared.emit(|| Event::UnknownJob {
+                    schedule_id: Arc::clone(&schedule.id),
+                    job: name,
+                });
+            }
+            // A stored time is a fire the store already promised: no new jitter.
+            let entry = Entry::new(&self.shared, schedule, job, self.new_runs());
+            self.table.insert(entry, false);
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn first_due(&self) -> Option<DateTime<Utc>> {
+        self.table.first_due()
+    }
+
+    /// Decides every due fire, starts the runs, then brings the timetable up to date: the runs
+    /// start while the engine does the bookkeeping.
+    pub(crate) async fn fire_due(&mut self) {
+        let mut now = self.shared.clock.now();
+        let mut fired = Vec::new();
+        let mut runs = Vec::new();
+        while fired.len() < DISPATCH_BATCH {
+            let Some((key, due_time)) = self.table.pop_due(now) else {
+                break;
+            };
+            let Some(entry) = self.table.entry(key) else {
+                continue;
+            };
+            let Some(runtime) = &entry.runtime else {
+                continue;
+            };
+            let plan = policy::plan(Due {
+                schedule: &entry.schedule,
+                due_time,
+                now,
+                running: entry.runs.running(),
+            });
+            if !plan.not_run.is_empty() {
+                dispatch::not_run(&self.shared, &entry.schedule.id, &plan.not_run);
+                entry.runs.not_run(&plan.not_run, now);
+            }
+            let fires: Fires = plan
+                .run
+                .as_slice()
+                .iter()
+                .map(|&nominal_time| RunFire {
+                    nominal_time,
+                    run_id: new_run_id(),
+                    held: None,
+                })
+                .collect();
+            runs.extend(dispatch::submit(runtime, fires, None));
+            fired.push((key, plan));
+            if runs.len() == SPAWN_CHUNK {
+                dispatch::spawn_from_helper(&self.shared, std::mem::take(&mut runs));
+                now = self.shared.clock.now();
+            }
+        }
+        for run in runs {
+            self.shared.tracker.spawn(run.run());
+        }
+        if fired.len() > SPAWN_CHUNK {
+            // The runs first: the bookkeeping below can wait until the workers are idle.
+            tokio::task::yield_now().await;
+        }
+        let mut finished = Vec::new();
+        for (key, plan) in fired {
+            let Some(entry) = self.table.entry(key) else {
+                continue;
+            };
+            let next = policy::next_run_time(&entry.schedule, &plan, now);
+            let id = Arc::clone(&entry.schedule.id);
+            if next.is_some() {
+                self.table.set_next(key, next, true);
+                if self.store.is_some() {
+                    self.pending_times.push((id, next));
+                }
+            } else {
+                finished.push(id);
+            }
+        }
+        for id in finished {
+            // The trigger has no more fires: the schedule is done, as in APScheduler.
+            if self.table.remove(&id).is_some() {
+                if let Some(store) = &self.store {
+                    match store.remove(&id).await {
+                        Ok(()) => {}
+                        Err(error) if error.is_not_found() => {}
+                        Err(error) => self.store_failed("remove finished schedule", &error),
+                    }
+                }
+                tracing::debug!(schedule_id = %id, "schedule finished: its trigger has no more fire times");
+                self.shared.emit(|| Event::Removed { schedule_id: id });
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Writes the next run times changed by dispatching.
+    pub(crate) async fn flush(&mut self) {
+        if self.pending_times.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(&mut self.pending_times);
+        if let Some(store) = &self.store {
+            if let Err(error) = store.set_next_run_times(&updates).await {
+                self.store_failed("save next run times", &error);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Schedule> {
+        self.table.get(id).map(|e| e.schedule.clone())
+    }
+
+    pub(crate) fn list(&self) -> Vec<Schedule> {
+        let mut list: Vec<Schedule> = self.table.entries().map(|e| e.schedule.clone()).collect();
+        list.sort_by(crate::store::memory::run_order);
+        list
+    }
+
+    /// Adds schedules, all or none: the store first; if it refuses one, what it took is
+    /// undone and the timetable has changed nothing.
+    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
+        let mut ids = HashSet::new();
+        for new in &batch {
+            if !ids.insert(Arc::clone(&new.schedule.id))
+                || (!new.replace && self.table.key(&new.schedule.id).is_some())
+            {
+                return Err(Error::ConflictingId(new.schedule.id.to_string()));
+            }
+        }
+        if let Some(store) = &self.store {
+            for (i, new) in batch.iter().enumerate() {
+                if let Err(error) = store.add(&new.schedule, new.replace).await {
+                    for done in &batch[..i] {
+                        let undo = match self.table.get(&done.schedule.id) {
+                            Some(old) if done.replace => store.update(&old.schedule).await,
+                            _ => store.remove(&done.schedule.id).await,
+                        };
+                        if let Err(undo_error) = undo {
+                            self.store_failed("undo a failed batch add", &undo_error);
+                        }
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        for new in batch {
+            // A replaced schedule keeps counting its runs that are still going.
+            let runs = self
+                .table
+                .remove(&new.schedule.id)
+                .map_or_else(|| self.new_runs(), |old| old.runs);
+            let entry = Entry::new(&self.shared, new.schedule, Some(new.job), runs);
+            self.table.insert(entry, new.jitter);
+        }
+        Ok(())
+    }
+
+    /// Applies an edit to a schedule: written to the store, then to the timetable; the fires
+    /// it did not run go to the history.
+    pub(crate) async fn change(
+        &mut self,
+        id: &str,
+        edit: impl FnOnce(&Schedule, DateTime<Utc>) -> Result<Edit>,
+    ) -> Result<Changed> {
+        let before = self
+            .table
+            .get(id)
+            .map(|entry| entry.schedule.clone())
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+        let now = self.shared.clock.now();
+        let edit = edit(&before, now)?;
+        let Some(after) = edit.schedule else {
+            // Its history goes with it.
+            self.remove(id).await?;
+            return Ok(Changed {
+                before,
+                after: None,
+                not_run: edit.not_run,
+            });
+        };
+        if after != before {
+            if let Some(store) = &self.store {
+                store.update(&after).await?;
+            }
+        }
+        if let Some(key) = self.table.key(id) {
+            if let Some(entry) = self.table.entry_mut(key) {
+                entry.runs.not_run(&edit.not_run, now);
+                let moved = entry.schedule.next_run_time != after.next_run_time;
+                entry.set_schedule(&self.shared, after.clone());
+                if moved || edit.retime {
+                    self.table.set_next(key, after.next_run_time, edit.retime);
+                }
+            }
+        }
+        Ok(Changed {
+            before,
+            after: Some(after),
+            not_run: edit.not_run,
+        })
+    }
+
+    pub(crate) async fn remove(&mut self, id: &str) -> Result<()> {
+        if self.table.key(id).is_none() {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
+        if let Some(store) = &self.store {
+            match store.remove(id).await {
+                Ok(()) => {}
+                Err(error) if error.is_not_found() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.table.remove(id);
+        Ok(())
+    }
+
+    pub(crate) async fn remove_all(&mut self) -> Result<()> {
+        if let Some(store) = &self.store {
+            store.remove_all().await?;
+        }
+        self.table.clear();
+        self.pending_times.clear();
+        Ok(())
+    }
+
+    /// One extra run of a schedule now.
+    pub(crate) fn run_now(&self, id: &str) -> Result<RunTask> {
+        let entry = self
+            .table
+            .get(id)
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+        let Some(runtime) = &entry.runtime else {
+            let name = entry.schedule.job.as_deref().unwrap_or("<job value>");
+            return Err(Error::UnknownJob(name.to_owned()));
+        };
+        policy::run_now(&entry.schedule, entry.runs.running())?;
+        let fire = RunFire {
+            nominal_time: whole_micros(self.shared.clock.now()),
+            run_id: new_run_id(),
+            held: None,
+        };
+        dispatch::submit(runtime, Fires::One(fire), None).ok_or(Error::SchedulerStopped)
+    }
+
+    pub(crate) fn history(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
+        let entry = self
+            .table
+            .get(id)
+            .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+        Ok(entry
+            .runs
+            .history(&entry.schedule.id, &self.shared.instance, limit))
+    }
+
+    /// The runs still going, for the shutdown report: after the abort, only jobs that block
+    /// their thread without ever yielding.
+    pub(crate) fn running(&self) -> Vec<RunSummary> {
+        self.table
+            .entries()
+            .flat_map(|entry| {
+                entry
+                    .runs
+                    .going()
+                    .into_iter()
+                    .map(|(run_id, nominal_time)| RunSummary {
+                        schedule_id: Arc::clone(&entry.schedule.id),
+                        run_id,
+                        nominal_time,
+                    })
+            })
+            .collect()
+    }
+}

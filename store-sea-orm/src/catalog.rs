@@ -1,0 +1,180 @@
+//! The schedules: add, read, change (conditioned on their version) and remove.
+
+use async_trait::async_trait;
+use scheduler_core::store::{NotRunFire, OnConflict, ScheduleCatalog, ScheduleWrite, Versioned};
+use scheduler_core::{Error as CoreError, Schedule};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, SqlErr};
+
+use crate::claims::FireRow;
+use crate::sql::{S, schedule_from_row, schedule_values};
+use crate::{Store, db};
+
+type CoreResult<T> = scheduler_core::Result<T>;
+
+impl Store {
+    pub(crate) fn select_schedules(&self) -> SelectStatement {
+        Query::select()
+            .columns(S::ALL)
+            .from(self.tables().schedules.clone())
+            .to_owned()
+    }
+
+    async fn insert_in(
+        &self,
+        conn: &impl ConnectionTrait,
+        write: &ScheduleWrite,
+    ) -> CoreResult<()> {
+        let values = schedule_values(write)?;
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.tables().schedules.clone())
+            .columns(values.iter().map(|(c, _)| *c).chain([S::Version]))
+            .values_panic(
+                values
+                    .into_iter()
+                    .map(|(_, v)| Expr::val(v))
+                    .chain([Expr::val(1_i64)]),
+            );
+        match conn.execute(&insert).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(CoreError::ConflictingId(write.schedule.id().to_owned()))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Reads one schedule row; a row that cannot be read is an error naming it.
+    pub(crate) async fn versioned(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: &str,
+        lock: bool,
+    ) -> CoreResult<Option<Versioned>> {
+        let mut select = self.select_schedules();
+        select.and_where(Expr::col(S::Id).eq(id));
+        if lock {
+            select.lock_exclusive();
+        }
+        match conn.query_one(&select).await.map_err(db)? {
+            None => Ok(None),
+            Some(row) => Ok(Some(schedule_from_row(&row)?)),
+        }
+    }
+}
+
+/// Reads rows of schedules, skipping (and reporting) any that cannot be read.
+pub(crate) fn read_rows(rows: &[sea_orm::QueryResult]) -> Vec<Versioned> {
+    rows.iter()
+        .filter_map(|row| match schedule_from_row(row) {
+            Ok(schedule) => Some(schedule),
+            Err(error) => {
+                tracing::error!(%error, "skipping a stored schedule that cannot be read");
+                None
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ScheduleCatalog for Store {
+    async fn get(&self, id: &str) -> CoreResult<Option<Versioned>> {
+        self.versioned(&self.inner.db, id, false).await
+    }
+
+    async fn list(&self) -> CoreResult<Vec<Schedule>> {
+        let mut select = self.select_schedules();
+        select
+            .order_by_expr(Expr::col(S::NextRunTime).is_null(), Order::Asc)
+            .order_by(S::NextRunTime, Order::Asc)
+            .order_by(S::Id, Order::Asc);
+        let rows = self.inner.db.query_all(&select).await.map_err(db)?;
+        Ok(read_rows(&rows).into_iter().map(|v| v.schedule).collect())
+    }
+
+    async fn insert(&self, batch: &[(ScheduleWrite, OnConflict)]) -> CoreResult<()> {
+        let txn = self.write_transaction().await.map_err(db)?;
+        for (write, on_conflict) in batch {
+            if *on_conflict == OnConflict::Replace {
+                let delete = Query::delete()
+                    .from_table(self.tables().schedules.clone())
+                    .and_where(Expr::col(S::Id).eq(write.schedule.id()))
+                    .to_owned();
+                txn.execute(&delete).await.map_err(db)?;
+            }
+            // An error drops the transaction: nothing of the batch is written.
+            self.insert_in(&txn, write).await?;
+        }
+        txn.commit().await.map_err(db)?;
+        self.notify_change().await;
+        Ok(())
+    }
+
+    async fn replace(
+        &self,
+        write: &ScheduleWrite,
+        version: i64,
+        not_run: &[NotRunFire],
+    ) -> CoreResult<bool> {
+        let id = write.schedule.id();
+        let values = schedule_values(write)?;
+        let mut update = Query::update();
+        update
+            .table(self.tables().schedules.clone())
+            .values(
+                values
+                    .into_iter()
+                    .filter(|(c, _)| !matches!(c, S::Id))
+                    .map(|(c, v)| (c, Expr::val(v))),
+            )
+            .value(S::Version, Expr::col(S::Version).add(1))
+            .and_where(Expr::col(S::Id).eq(id))
+            .and_where(Expr::col(S::Version).eq(version));
+        let txn = self.write_transaction().await.map_err(db)?;
+        if txn.execute(&update).await.map_err(db)?.rows_affected() == 0 {
+            return match self.versioned(&txn, id, false).await? {
+                Some(_) => Ok(false),
+                None => Err(CoreError::ScheduleNotFound(id.to_owned())),
+            };
+        }
+        let now = self.now_in(&txn).await.map_err(db)?;
+        let rows: Vec<FireRow<'_>> = not_run
+            .iter()
+            .map(|fire| FireRow::not_run(&write.schedule, fire, None))
+            .collect();
+        self.insert_fires(&txn, &rows, now).await.map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        self.notify_change().await;
+        Ok(true)
+    }
+
+    async fn remove(&self, id: &str) -> CoreResult<()> {
+        let delete = Query::delete()
+            .from_table(self.tables().schedules.clone())
+            .and_where(Expr::col(S::Id).eq(id))
+            .to_owned();
+        if self
+            .inner
+            .db
+            .execute(&delete)
+            .await
+            .map_err(db)?
+            .rows_affected()
+            == 0
+        {
+            return Err(CoreError::ScheduleNotFound(id.to_owned()));
+        }
+        self.notify_change().await;
+        Ok(())
+    }
+
+    async fn remove_all(&self) -> CoreResult<()> {
+        let delete = Query::delete()
+            .from_table(self.tables().schedules.clone())
+            .to_owned();
+        self.inner.db.execute(&delete).await.map_err(db)?;
+        self.notify_change().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,696 @@
+//! Claiming due fires: one transaction reads the due schedules under a lock, records what the
+//! engine's planner decided for each, and moves them on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use scheduler_core::store::shared::reason;
+use scheduler_core::store::{
+    ClaimBatch, ClaimedFire, ClaimedRun, Claimer, DueSchedule, FireClaims, FireState, FireToken,
+    NotRunFire, Planner,
+};
+use scheduler_core::{Error as CoreError, Schedule};
+use sea_orm::sea_query::{
+    Alias, CaseStatement, Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
+
+use crate::catalog::read_rows;
+use crate::sql::{
+    COUNTED, F, HELD, S, duration_micros, in_strings, is_busy, lock_skipping, micros, state, time,
+};
+use crate::{Store, db};
+
+type CoreResult<T> = scheduler_core::Result<T>;
+
+/// One row of the ledger to write.
+pub(crate) struct FireRow<'a> {
+    schedule: &'a Schedule,
+    nominal: DateTime<Utc>,
+    state: FireState,
+    reason: Option<String>,
+    owner: Option<&'a str>,
+    /// Keep a copy of the schedule with the fire: the claim deletes the schedule (no fires
+    /// left), and whoever takes the fire over must still know it.
+    snapshot: bool,
+}
+
+impl<'a> FireRow<'a> {
+    pub(crate) fn not_run(
+        schedule: &'a Schedule,
+        fire: &NotRunFire,
+        owner: Option<&'a str>,
+    ) -> Self {
+        Self {
+            schedule,
+            nominal: fire.nominal_time,
+            state: fire.reason.state(),
+            reason: Some(fire.reason.to_string()),
+            owner,
+            snapshot: false,
+        }
+    }
+
+    fn held(
+        schedule: &'a Schedule,
+        nominal: DateTime<Utc>,
+        state: FireState,
+        owner: &'a str,
+    ) -> Self {
+        Self {
+            schedule,
+            nominal,
+            state,
+            reason: None,
+            owner: Some(owner),
+            snapshot: false,
+        }
+    }
+}
+
+/// A due schedule as the claim read it.
+struct Due {
+    schedule: Schedule,
+    version: i64,
+    due_time: DateTime<Utc>,
+}
+
+impl Store {
+    fn lease_micros(&self) -> i64 {
+        duration_micros(self.inner.options.lease)
+    }
+
+    /// Inserts ledger rows, many per statement; a row whose (schedule, nominal time) is taken
+    /// is skipped.
+    pub(crate) async fn insert_fires(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[FireRow<'_>],
+        now: i64,
+    ) -> Result<(), DbErr> {
+        let lease_until = now.saturating_add(self.lease_micros());
+        for chunk in rows.chunks(self.dialect().rows_per_statement()) {
+            let mut insert = Query::insert();
+            insert.into_table(self.tables().fires.clone()).columns([
+                F::ScheduleId,
+                F::Job,
+                F::Claim,
+                F::NominalTime,
+                F::State,
+                F::Reason,
+                F::Owner,
+                F::Epoch,
+                F::Attempt,
+                F::LeaseUntil,
+                F::ClaimedAt,
+                F::StartedAt,
+                F::FinishedAt,
+            ]);
+            for row in chunk {
+                let held = row.state.is_live();
+                let snapshot = (held && row.snapshot)
+                    .then(|| serde_json::to_string(row.schedule).unwrap_or_default());
+                let values: [Value; 13] = [
+                    row.schedule.id().into(),
+                    row.schedule.job_name().map(str::to_owned).into(),
+                    snapshot.into(),
+                    micros(row.nominal).into(),
+                    state(row.state).into(),
+                    row.reason.clone().into(),
+                    row.owner.map(str::to_owned).into(),
+                    1_i64.into(),
+                    i32::from(held).into(),
+                    held.then_some(lease_until).into(),
+                    now.into(),
+                    (row.state == FireState::Running).then_some(now).into(),
+                    (!held).then_some(now).into(),
+                ];
+                insert.values_panic(values.map(Expr::val));
+            }
+            insert.on_conflict(
+                OnConflict::columns([F::ScheduleId, F::NominalTime])
+                    .do_nothing_on([F::Id])
+                    .to_owned(),
+            );
+            txn.execute(&insert).await?;
+        }
+        Ok(())
+    }
+
+    /// Which of `rows` this transaction wrote, by (schedule, nominal time): those with its
+    /// owner, its instant and the first epoch. The others already had a row.
+    async fn written(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: &[FireRow<'_>],
+        owner: &str,
+        now: i64,
+    ) -> Result<HashMap<(String, i64), i64>, DbErr> {
+        let mut written = HashMap::new();
+        for chunk in rows.chunks(self.dialect().rows_per_statement()) {
+            let keys: Vec<(String, i64)> = chunk
+                .iter()
+                .map(|r| (r.schedule.id().to_owned(), micros(r.nominal)))
+                .collect();
+            let select = Query::select()
+                .columns([F::Id, F::ScheduleId, F::NominalTime])
+                .from(self.tables().fires.clone())
+                .and_where(
+                    Expr::tuple([Expr::col(F::ScheduleId), Expr::col(F::NominalTime)])
+                        .in_tuples(keys),
+                )
+                .and_where(Expr::col(F::Owner).eq(owner))
+                .and_where(Expr::col(F::ClaimedAt).eq(now))
+                .and_where(Expr::col(F::Epoch).eq(1))
+                .to_owned();
+            for row in txn.query_all(&select).await? {
+                written.insert(
+                    (
+                        row.try_get("", "schedule_id")?,
+                        row.try_get("", "nominal_time")?,
+                    ),
+                    row.try_get("", "id")?,
+                );
+            }
+        }
+        Ok(written)
+    }
+
+    /// Live fires (claimed or running, lease not run out) of each of these schedules.
+    async fn counted(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: Vec<String>,
+        now: i64,
+    ) -> Result<HashMap<String, u32>, DbErr> {
+        let mut counts = HashMap::new();
+        for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+            let select = Query::select()
+                .column(F::ScheduleId)
+                .expr_as(Func::count(Expr::col(F::Id)), Alias::new("live"))
+                .from(self.tables().fires.clone())
+                .and_where(in_strings(F::ScheduleId, chunk.iter().cloned()))
+                .and_where(in_strings(F::State, COUNTED))
+                .and_where(Expr::col(F::LeaseUntil).gt(now))
+                .group_by_col(F::ScheduleId)
+                .to_owned();
+            for row in txn.query_all(&select).await? {
+                let live: i64 = row.try_get("", "live")?;
+                counts.insert(
+                    row.try_get("", "schedule_id")?,
+                    u32::try_from(live).unwrap_or(u32::MAX),
+                );
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Moves schedules to their next run and due times, each only if its version is still
+    /// the one read; how many moved.
+    async fn advance(
+        &self,
+        txn: &DatabaseTransaction,
+        advanced: &[(&str, i64, i64, i64)],
+    ) -> Result<u64, DbErr> {
+        let mut moved = 0;
+        for chunk in advanced.chunks(self.dialect().rows_per_statement()) {
+            let case = |value: fn(&(&str, i64, i64, i64)) -> i64| {
+                chunk.iter().fold(CaseStatement::new(), |case, row| {
+                    case.case(Expr::col(S::Id).eq(row.0), value(row))
+                })
+            };
+            let update = Query::update()
+                .table(self.tables().schedules.clone())
+                .value(S::NextRunTime, case(|r| r.2))
+                .value(S::DueTime, case(|r| r.3))
+                .value(S::Version, Expr::col(S::Version).add(1))
+                .and_where(in_strings(S::Id, chunk.iter().map(|r| r.0)))
+                .and_where(Expr::col(S::Version).eq(case(|r| r.1)))
+                .to_owned();
+            moved += txn.execute(&update).await?.rows_affected();
+        }
+        Ok(moved)
+    }
+
+    /// Deletes schedules with no fire left, each only if its version is still the one read.
+    async fn delete_finished(
+        &self,
+        txn: &DatabaseTransaction,
+        finished: &[(&str, i64)],
+    ) -> Result<u64, DbErr> {
+        let mut deleted = 0;
+        for chunk in finished.chunks(self.dialect().rows_per_statement()) {
+            let case = chunk
+                .iter()
+                .fold(CaseStatement::new(), |case, (id, version)| {
+                    case.case(Expr::col(S::Id).eq(*id), *version)
+                });
+            let delete = Query::delete()
+                .from_table(self.tables().schedules.clone())
+                .and_where(in_strings(S::Id, chunk.iter().map(|r| r.0)))
+                .and_where(Expr::col(S::Version).eq(case))
+                .to_owned();
+            deleted += txn.execute(&delete).await?.rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    /// One claim; `None` when another instance changed a schedule since it was read (SQLite's
+    /// compare-and-set): the claim is given up and made again.
+    async fn claim_in(
+        &self,
+        claimer: &Claimer<'_>,
+        planner: &Planner,
+    ) -> Result<Option<ClaimBatch>, CoreError> {
+        let txn = self.write_transaction().await.map_err(db)?;
+        let now = self.now_in(&txn).await.map_err(db)?;
+        let now_time = time(Some(now)).unwrap_or_default();
+        let mut select = self.select_schedules();
+        select
+            .and_where(Expr::col(S::DueTime).is_not_null())
+            .and_where(Expr::col(S::DueTime).lte(now))
+            .and_where(in_strings(S::Job, claimer.jobs.iter().map(|j| &**j)))
+            .order_by(S::DueTime, Order::Asc)
+            .limit(u64::try_from(claimer.limit).unwrap_or(u64::MAX));
+        lock_skipping(&mut select);
+        let rows = txn.query_all(&select).await.map_err(db)?;
+        let mut batch = ClaimBatch::default();
+        batch.more = rows.len() == claimer.limit;
+        let due: Vec<Due> = read_rows(&rows)
+            .into_iter()
+            .filter_map(|v| {
+                Some(Due {
+                    due_time: v.due_time?,
+                    version: v.version,
+                    schedule: v.schedule,
+                })
+            })
+            .collect();
+        if due.is_empty() {
+            txn.commit().await.map_err(db)?;
+            return Ok(Some(batch));
+        }
+        // Every statement below covers the whole batch: a claim costs a handful of round
+        // trips however many schedules are due, and holds its row locks that briefly.
+        let live = self
+            .counted(
+                &txn,
+                due.iter().map(|d| d.schedule.id().to_owned()).collect(),
+                now,
+            )
+            .await
+            .map_err(db)?;
+        let plans: Vec<_> = due
+            .iter()
+            .map(|d| {
+                let running = live.get(d.schedule.id()).copied().unwrap_or(0);
+                planner.plan(DueSchedule::new(&d.schedule, d.due_time, now_time, running))
+            })
+            .collect();
+        let mut rows = Vec::new();
+        let mut advanced = Vec::new();
+        let mut finished = Vec::new();
+        for (d, plan) in due.iter().zip(&plans) {
+            let last = plan.next_run_time.is_none();
+            for (i, &nominal) in plan.run.iter().enumerate() {
+                let state = match i {
+                    0 if claimer.start_at_once => FireState::Running,
+                    0 => FireState::Claimed,
+                    _ => FireState::Queued,
+                };
+                let mut row = FireRow::held(&d.schedule, nominal, state, claimer.owner);
+                row.snapshot = last;
+                rows.push(row);
+            }
+            rows.extend(
+                plan.not_run
+                    .iter()
+                    .map(|fire| FireRow::not_run(&d.schedule, fire, Some(claimer.owner))),
+            );
+            match (plan.next_run_time, plan.next_due_time) {
+                (Some(next), due_time) => advanced.push((
+                    d.schedule.id(),
+                    d.version,
+                    micros(next),
+                    micros(due_time.unwrap_or(next)),
+                )),
+                (None, _) => finished.push((d.schedule.id(), d.version)),
+            }
+        }
+        self.insert_fires(&txn, &rows, now).await.map_err(db)?;
+        let written = self
+            .written(&txn, &rows, claimer.owner, now)
+            .await
+            .map_err(db)?;
+        let expected = advanced.len() + finished.len();
+        let changed = self.advance(&txn, &advanced).await.map_err(db)?
+            + self.delete_finished(&txn, &finished).await.map_err(db)?;
+        if usize::try_from(changed).ok() != Some(expected) {
+            txn.rollback().await.map_err(db)?;
+            return Ok(None);
+        }
+        txn.commit().await.map_err(db)?;
+        for (d, plan) in due.iter().zip(plans) {
+            let id: Arc<str> = d.schedule.id().into();
+            let key = |nominal: DateTime<Utc>| (d.schedule.id().to_owned(), micros(nominal));
+            // No row of ours: the fire already had one (its schedule was removed and added
+            // again, say); it is not recorded, or run, twice.
+            let fires: Vec<ClaimedFire> = plan
+                .run
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &nominal)| {
+                    let fire_id = written.get(&key(nominal))?;
+                    let state = match i {
+                        0 if claimer.start_at_once => FireState::Running,
+                        0 => FireState::Claimed,
+                        _ => FireState::Queued,
+                    };
+                    Some(ClaimedFire::new(
+                        FireToken::new(fire_id.to_string(), 1),
+                        nominal,
+                        1,
+                        state,
+                    ))
+                })
+                .collect();
+            if !fires.is_empty() {
+                batch.runs.push(ClaimedRun::new(d.schedule.clone(), fires));
+            }
+            for fire in plan.not_run {
+                if written.contains_key(&key(fire.nominal_time)) {
+                    batch.not_run.push((Arc::clone(&id), fire));
+                }
+            }
+            if plan.next_run_time.is_none() {
+                batch.finished.push(id);
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    /// Records a held fire lost, with why; false when it changed hands meanwhile.
+    async fn mark_lost(
+        &self,
+        txn: &DatabaseTransaction,
+        fire_id: i64,
+        epoch: i64,
+        why: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let update = Query::update()
+            .table(self.tables().fires.clone())
+            .value(F::State, state(FireState::Lost))
+            .value(F::Reason, why)
+            .value(F::FinishedAt, now)
+            .value(F::LeaseUntil, Expr::val(Value::BigInt(None)))
+            .value(F::Claim, Expr::val(Value::String(None)))
+            .and_where(Expr::col(F::Id).eq(fire_id))
+            .and_where(Expr::col(F::Epoch).eq(epoch))
+            .to_owned();
+        Ok(txn.execute(&update).await?.rows_affected() == 1)
+    }
+
+    /// The stored schedules of these fire rows, by id (removed ones are absent).
+    async fn current_schedules(
+        &self,
+        txn: &DatabaseTransaction,
+        fires: &[QueryResult],
+    ) -> Result<HashMap<String, Schedule>, DbErr> {
+        let mut ids = Vec::new();
+        for row in fires {
+            if row.try_get::<Option<String>>("", "claim")?.is_none() {
+                ids.push(row.try_get::<String>("", "schedule_id")?);
+            }
+        }
+        let mut schedules = HashMap::new();
+        for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+            let mut select = self.select_schedules();
+            select.and_where(in_strings(S::Id, chunk.iter().cloned()));
+            for v in read_rows(&txn.query_all(&select).await?) {
+                schedules.insert(v.schedule.id().to_owned(), v.schedule);
+            }
+        }
+        Ok(schedules)
+    }
+
+    async fn take_over_in(&self, claimer: &Claimer<'_>) -> Result<ClaimBatch, DbErr> {
+        let txn = self.write_transaction().await?;
+        let now = self.now_in(&txn).await?;
+        let mut select = Query::select();
+        select
+            .columns([
+                F::Id,
+                F::ScheduleId,
+                F::Claim,
+                F::NominalTime,
+                F::State,
+                F::Epoch,
+                F::Attempt,
+                F::Owner,
+            ])
+            .from(self.tables().fires.clone())
+            .and_where(in_strings(F::State, HELD))
+            .and_where(Expr::col(F::LeaseUntil).lt(now))
+            .and_where(in_strings(F::Job, claimer.jobs.iter().map(|j| &**j)))
+            .order_by(F::LeaseUntil, Order::Asc)
+            .limit(u64::try_from(claimer.limit).unwrap_or(u64::MAX));
+        lock_skipping(&mut select);
+        let rows = txn.query_all(&select).await?;
+        let lease_until = now.saturating_add(self.lease_micros());
+        let mut batch = ClaimBatch::default();
+        let current = self.current_schedules(&txn, &rows).await?;
+        for row in &rows {
+            let fire_id: i64 = row.try_get("", "id")?;
+            let schedule_id: String = row.try_get("", "schedule_id")?;
+            let claim: Option<String> = row.try_get("", "claim")?;
+            let epoch: i64 = row.try_get("", "epoch")?;
+            let nominal_time = time(Some(row.try_get("", "nominal_time")?)).unwrap_or_default();
+            // The schedule's last fire carries a copy (the claim deleted the schedule); any
+            // other runs the schedule as it is now.
+            let schedule = match claim.as_deref().map(serde_json::from_str::<Schedule>) {
+                Some(Ok(schedule)) => schedule,
+                None => match current.get(&schedule_id) {
+                    Some(schedule) => schedule.clone(),
+                    None => {
+                        if self
+                            .mark_lost(&txn, fire_id, epoch, reason::SCHEDULE_REMOVED, now)
+                            .await?
+                        {
+                            batch.lost.push((schedule_id.into(), nominal_time));
+                        }
+                        continue;
+                    }
+                },
+                Some(Err(error)) => {
+                    tracing::error!(
+                        fire_id,
+                        %error,
+                        "an expired fire's copy of its schedule cannot be read; it is left as it is"
+                    );
+                    continue;
+                }
+            };
+            let held_state: String = row.try_get("", "state")?;
+            let attempt: i32 = row.try_get("", "attempt")?;
+            let previous: Option<String> = row.try_get("", "owner")?;
+            let previous = previous.unwrap_or_else(|| "?".to_owned());
+            let started = held_state == state(FireState::Running);
+            if started && schedule.at_most_once() {
+                if self
+                    .mark_lost(&txn, fire_id, epoch, &reason::lost(&previous), now)
+                    .await?
+                {
+                    batch.lost.push((schedule.id().into(), nominal_time));
+                }
+                continue;
+            }
+            // A released or never-started claim is not an attempt; a run cut short is.
+            let attempts = u32::try_from(attempt).unwrap_or(1) + u32::from(started);
+            let new_state = if claimer.start_at_once {
+                FireState::Running
+            } else {
+                FireState::Claimed
+            };
+            let update = Query::update()
+                .table(self.tables().fires.clone())
+                .value(F::Attempt, i32::try_from(attempts).unwrap_or(i32::MAX))
+                .value(F::Epoch, Expr::col(F::Epoch).add(1))
+                .value(F::Owner, claimer.owner)
+                .value(F::State, state(new_state))
+                .value(F::LeaseUntil, lease_until)
+                .value(F::ClaimedAt, now)
+                .value(
+                    F::StartedAt,
+                    Expr::val((new_state == FireState::Running).then_some(now)),
+                )
+                .value(F::Reason, reason::taken_over(&previous))
+                .and_where(Expr::col(F::Id).eq(fire_id))
+                .and_where(Expr::col(F::Epoch).eq(epoch))
+                .to_owned();
+            if txn.execute(&update).await?.rows_affected() == 1 {
+                let fire = ClaimedFire::new(
+                    FireToken::new(fire_id.to_string(), epoch + 1),
+                    nominal_time,
+                    attempts,
+                    new_state,
+                );
+                batch.runs.push(ClaimedRun::new(schedule, vec![fire]));
+            }
+        }
+        txn.commit().await?;
+        Ok(batch)
+    }
+
+    async fn claim_now_in(
+        &self,
+        claimer: &Claimer<'_>,
+        schedule_id: &str,
+        planner: &Planner,
+    ) -> CoreResult<ClaimedRun> {
+        let txn = self.write_transaction().await.map_err(db)?;
+        let schedule = self
+            .versioned(&txn, schedule_id, true)
+            .await?
+            .ok_or_else(|| CoreError::ScheduleNotFound(schedule_id.to_owned()))?
+            .schedule;
+        let now = self.now_in(&txn).await.map_err(db)?;
+        let live = self
+            .counted(&txn, vec![schedule_id.to_owned()], now)
+            .await
+            .map_err(db)?
+            .get(schedule_id)
+            .copied()
+            .unwrap_or(0);
+        planner.run_now(&schedule, live)?;
+        let held = if claimer.start_at_once {
+            FireState::Running
+        } else {
+            FireState::Claimed
+        };
+        // Its nominal time is now; two extra runs in the same microsecond: the second takes
+        // the next one.
+        for nominal in now..now + 1000 {
+            let nominal = time(Some(nominal)).unwrap_or_default();
+            let mut row = FireRow::held(&schedule, nominal, held, claimer.owner);
+            row.reason = Some("run now".to_owned());
+            let rows = [row];
+            self.insert_fires(&txn, &rows, now).await.map_err(db)?;
+            let written = self
+                .written(&txn, &rows, claimer.owner, now)
+                .await
+                .map_err(db)?;
+            if let Some(fire_id) = written.get(&(schedule_id.to_owned(), micros(nominal))) {
+                let token = FireToken::new(fire_id.to_string(), 1);
+                txn.commit().await.map_err(db)?;
+                return Ok(ClaimedRun::new(
+                    schedule,
+                    vec![ClaimedFire::new(token, nominal, 1, held)],
+                ));
+            }
+        }
+        Err(db(DbErr::Custom(format!(
+            "\"{schedule_id}\" already has a fire at each microsecond of the last millisecond"
+        ))))
+    }
+}
+
+#[async_trait]
+impl FireClaims for Store {
+    async fn now(&self) -> CoreResult<DateTime<Utc>> {
+        let now = self.now_in(&self.inner.db).await.map_err(db)?;
+        Ok(time(Some(now)).unwrap_or_default())
+    }
+
+    async fn next_due(
+        &self,
+        jobs: &[Arc<str>],
+    ) -> CoreResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        let jobs = || jobs.iter().map(|j| &**j);
+        let next = Query::select()
+            .expr(Func::min(Expr::col(S::DueTime)))
+            .from(self.tables().schedules.clone())
+            .and_where(in_strings(S::Job, jobs()))
+            .to_owned();
+        let lease = Query::select()
+            .expr(Func::min(Expr::col(F::LeaseUntil)))
+            .from(self.tables().fires.clone())
+            .and_where(in_strings(F::State, HELD))
+            .and_where(in_strings(F::Job, jobs()))
+            .to_owned();
+        let select: SelectStatement = Query::select()
+            .expr_as(self.dialect().now(), Alias::new("now"))
+            .expr_as(
+                Expr::SubQuery(None, Box::new(next.into())),
+                Alias::new("next"),
+            )
+            .expr_as(
+                Expr::SubQuery(None, Box::new(lease.into())),
+                Alias::new("lease"),
+            )
+            .to_owned();
+        let row = self
+            .inner
+            .db
+            .query_one(&select)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| db(DbErr::RecordNotFound("the next due time".to_owned())))?;
+        let now: i64 = row.try_get("", "now").map_err(db)?;
+        let next: Option<i64> = row.try_get("", "next").map_err(db)?;
+        let lease: Option<i64> = row.try_get("", "lease").map_err(db)?;
+        // A lease runs out when the database's clock passes it: one microsecond later.
+        let due = next
+            .into_iter()
+            .chain(lease.map(|l| l.saturating_add(1)))
+            .min();
+        Ok((time(Some(now)).unwrap_or_default(), time(due)))
+    }
+
+    async fn claim_due(&self, claimer: &Claimer<'_>, planner: &Planner) -> CoreResult<ClaimBatch> {
+        if claimer.jobs.is_empty() {
+            return Ok(ClaimBatch::default());
+        }
+        match self.claim_in(claimer, planner).await {
+            Ok(Some(batch)) => Ok(batch),
+            Ok(None) => {
+                let mut retry = ClaimBatch::default();
+                retry.more = true;
+                Ok(retry)
+            }
+            // Another process holds SQLite's write lock past the busy timeout: nothing was
+            // written; the next claim tries again.
+            Err(CoreError::Store(error))
+                if error
+                    .downcast_ref::<crate::Error>()
+                    .is_some_and(|e| matches!(e, crate::Error::Database(e) if is_busy(e))) =>
+            {
+                tracing::debug!("the database is locked by another process; claiming again soon");
+                Ok(ClaimBatch::default())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn take_over(&self, claimer: &Claimer<'_>) -> CoreResult<ClaimBatch> {
+        if claimer.jobs.is_empty() {
+            return Ok(ClaimBatch::default());
+        }
+        match self.take_over_in(claimer).await {
+            Ok(batch) => Ok(batch),
+            Err(error) if is_busy(&error) => Ok(ClaimBatch::default()),
+            Err(error) => Err(db(error)),
+        }
+    }
+
+    async fn claim_now(
+        &self,
+        claimer: &Claimer<'_>,
+        schedule_id: &str,
+        planner: &Planner,
+    ) -> CoreResult<ClaimedRun> {
+        self.claim_now_in(claimer, schedule_id, planner).await
+    }
+}
