@@ -30,7 +30,7 @@ use scheduler_bench::cluster::{NodeConfig, run_node};
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
 const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|sql-many> [N] \
-                     [--seconds D] [--processes P] [--url URL]
+                     [--seconds D] [--processes P] [--url URL] [--history H]
        scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P]";
 
 struct Args {
@@ -39,6 +39,9 @@ struct Args {
     seconds: u64,
     processes: usize,
     url: Option<String>,
+    /// Fires kept per schedule in the engine's history (`many`, `burst`); default the
+    /// scheduler's.
+    history: Option<usize>,
 }
 
 fn whole_number<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, String> {
@@ -54,12 +57,14 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut seconds = None;
     let mut processes = 3;
     let mut url = None;
+    let mut history = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--seconds" => seconds = Some(whole_number("--seconds", value()?)?),
             "--processes" => processes = whole_number("--processes", value()?)?,
             "--url" => url = Some(value()?.clone()),
+            "--history" => history = Some(whole_number("--history", value()?)?),
             _ if n.is_none() => n = Some(whole_number("N", arg)?),
             _ => return Err(format!("unexpected argument \"{arg}\"\n{USAGE}")),
         }
@@ -79,6 +84,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         seconds: seconds.unwrap_or(default_seconds),
         processes,
         url,
+        history,
     })
 }
 
@@ -112,8 +118,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.workload.as_str() {
-            "many" => many(args.n, args.seconds).await,
-            "burst" => burst(args.n).await,
+            "many" => many(args.n, args.seconds, args.history).await,
+            "burst" => burst(args.n, args.history).await,
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
             "spawn" => spawn(args.n).await,
@@ -140,12 +146,14 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// A scheduler whose job "noop" records its lateness.
+/// A scheduler whose job "noop" records its lateness, keeping `history` fires per schedule.
 async fn recording_scheduler(
     recorder: &Arc<Recorder>,
+    history: Option<usize>,
 ) -> Result<SchedulerHandle, scheduler_core::Error> {
     let recorder = Arc::clone(recorder);
     Scheduler::builder()
+        .history_limit(history.unwrap_or(scheduler_core::DEFAULT_HISTORY_LIMIT))
         .job("noop", move |ctx: JobContext| {
             let lateness = (ctx.started_at() - ctx.nominal_fire_time())
                 .num_nanoseconds()
@@ -169,9 +177,9 @@ pub(crate) fn whole_second_after(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc
 }
 
 /// N interval schedules, period 1 s, all on one grid, for D seconds.
-async fn many(n: usize, seconds: u64) -> BenchResult {
+async fn many(n: usize, seconds: u64, history: Option<usize>) -> BenchResult {
     let recorder = Arc::new(Recorder::new(n * seconds.max(1) as usize, workers()));
-    let scheduler = recording_scheduler(&recorder).await?;
+    let scheduler = recording_scheduler(&recorder, history).await?;
     let seconds_i = i64::try_from(seconds.max(1))?;
     // Far enough ahead that adding N schedules finishes before the first fire.
     let lead = 2 + i64::try_from(n / 200_000)?;
@@ -196,6 +204,7 @@ async fn many(n: usize, seconds: u64) -> BenchResult {
         "workload": "many",
         "n": n,
         "seconds": seconds.max(1),
+        "history": history.unwrap_or(scheduler_core::DEFAULT_HISTORY_LIMIT),
         "fires": lateness.len(),
         "lost": expected.saturating_sub(lateness.len() as u64),
         "lateness_ms": lateness_json(&lateness),
@@ -205,9 +214,9 @@ async fn many(n: usize, seconds: u64) -> BenchResult {
 }
 
 /// N date schedules due at one instant: how long until all have started.
-async fn burst(n: usize) -> BenchResult {
+async fn burst(n: usize, history: Option<usize>) -> BenchResult {
     let recorder = Arc::new(Recorder::new(n, workers()));
-    let scheduler = recording_scheduler(&recorder).await?;
+    let scheduler = recording_scheduler(&recorder, history).await?;
     let lead = 2 + i64::try_from(n / 100_000)?;
     let due = whole_second_after(now(), lead);
     let schedules =
@@ -317,7 +326,7 @@ fn hourly_schedules(n: usize, prefix: &str) -> Result<Vec<NewSchedule>, schedule
 /// Resident memory after adding N interval schedules.
 async fn memory(n: usize) -> BenchResult {
     let recorder = Arc::new(Recorder::new(0, 0));
-    let scheduler = recording_scheduler(&recorder).await?;
+    let scheduler = recording_scheduler(&recorder, None).await?;
     let baseline = current_rss_kib().unwrap_or(0);
     // In batches of 1000, as an application adds schedules: one batch of N would also measure
     // the transient copies of the request, which the allocator keeps resident afterwards.
@@ -343,7 +352,7 @@ async fn memory(n: usize) -> BenchResult {
 /// Seconds to add N schedules: in one batch (`add_all`), and one `add` call at a time.
 async fn add(n: usize) -> BenchResult {
     let recorder = Arc::new(Recorder::new(0, 0));
-    let scheduler = recording_scheduler(&recorder).await?;
+    let scheduler = recording_scheduler(&recorder, None).await?;
     let batch = hourly_schedules(n, "batch")?;
     let started = Instant::now();
     scheduler.add_all(batch).await?;

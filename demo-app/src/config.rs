@@ -21,6 +21,25 @@ impl fmt::Display for Framework {
     }
 }
 
+/// Where the scheduler keeps the update schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedulerStore {
+    /// In the `DATABASE_URL` database, shared by every instance of the demo on it: each
+    /// update runs once, on one of them (the default).
+    Database,
+    /// In this process's memory: every process runs every update.
+    Memory,
+}
+
+impl fmt::Display for SchedulerStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Database => "database",
+            Self::Memory => "memory",
+        })
+    }
+}
+
 /// The demo's settings.
 #[derive(Clone)]
 pub struct Config {
@@ -37,6 +56,11 @@ pub struct Config {
     pub api_token: Option<String>,
     /// `DEMO_FRAMEWORK` when both frameworks are compiled in (default axum).
     pub framework: Framework,
+    /// `SCHEDULER_STORE`: `database` (default) or `memory`.
+    pub scheduler_store: SchedulerStore,
+    /// `SCHEDULER_LEASE_SECS` (default 30): how long an instance that dies holds the fire it
+    /// was running before another instance runs it again.
+    pub lease: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -48,6 +72,8 @@ impl fmt::Debug for Config {
             .field("update_interval", &self.update_interval)
             .field("api_token", &self.api_token.as_ref().map(|_| "(set)"))
             .field("framework", &self.framework)
+            .field("scheduler_store", &self.scheduler_store)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -150,6 +176,34 @@ impl Config {
             }
             Some(other) => return Err(error("DEMO_FRAMEWORK", other, "expected axum or warp")),
         };
+        let scheduler_store = match lookup("SCHEDULER_STORE").as_deref().map(str::trim) {
+            None | Some("" | "database") => SchedulerStore::Database,
+            Some("memory") => SchedulerStore::Memory,
+            Some(other) => {
+                return Err(error(
+                    "SCHEDULER_STORE",
+                    other,
+                    "expected database (the schedule in DATABASE_URL, shared by every instance) \
+                     or memory (this process only)",
+                ));
+            }
+        };
+        let lease = match lookup("SCHEDULER_LEASE_SECS") {
+            None => Duration::from_secs(30),
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=3600).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    error(
+                        "SCHEDULER_LEASE_SECS",
+                        &value,
+                        "must be a whole number of seconds, from 1 to 3600",
+                    )
+                })?,
+        };
         Ok(Self {
             host,
             port,
@@ -157,6 +211,8 @@ impl Config {
             update_interval,
             api_token,
             framework,
+            scheduler_store,
+            lease,
         })
     }
 
@@ -165,11 +221,13 @@ impl Config {
     #[must_use]
     pub fn summary(&self) -> String {
         format!(
-            "framework={} HOST={} PORT={} DATABASE_URL={} UPDATE_INTERVAL_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
+            "framework={} HOST={} PORT={} DATABASE_URL={} SCHEDULER_STORE={} SCHEDULER_LEASE_SECS={} UPDATE_INTERVAL_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
             self.framework,
             self.host,
             self.port,
             redact(&self.database_url),
+            self.scheduler_store,
+            self.lease.as_secs(),
             self.update_interval.as_secs(),
             if self.api_token.is_some() {
                 "(set)"
@@ -226,6 +284,13 @@ mod tests {
         );
         assert_eq!(c.update_interval, Duration::from_secs(30));
         assert_eq!(c.api_token, None);
+        assert_eq!(c.scheduler_store, SchedulerStore::Database);
+        assert_eq!(c.lease, Duration::from_secs(30));
+        let c = config(&[("SCHEDULER_STORE", "memory"), ("SCHEDULER_LEASE_SECS", "2")]).unwrap();
+        assert_eq!(
+            (c.scheduler_store, c.lease),
+            (SchedulerStore::Memory, Duration::from_secs(2))
+        );
     }
 
     #[test]
@@ -249,6 +314,15 @@ mod tests {
             (
                 ("DEMO_FRAMEWORK", "rocket"),
                 "DEMO_FRAMEWORK=\"rocket\": expected axum or warp",
+            ),
+            (
+                ("SCHEDULER_STORE", "redis"),
+                "SCHEDULER_STORE=\"redis\": expected database (the schedule in DATABASE_URL, \
+                 shared by every instance) or memory (this process only)",
+            ),
+            (
+                ("SCHEDULER_LEASE_SECS", "0"),
+                "SCHEDULER_LEASE_SECS=\"0\": must be a whole number of seconds, from 1 to 3600",
             ),
         ];
         for ((name, value), message) in cases {

@@ -24,7 +24,7 @@ use apsched::{FirstRun, JobContext, JobError, NewSchedule, Scheduler};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Framework, redact};
+use crate::config::{Config, Framework, SchedulerStore, redact};
 use crate::pages::AppState;
 
 /// How long an update in progress gets to commit at shutdown: well within the 10 s a process
@@ -74,15 +74,16 @@ pub async fn run(config: Config) -> Result<(), String> {
             redact(&config.database_url)
         )
     })?;
-    // On a server database the schedule lives in the database, and every instance of the
-    // demo shares it: each update runs on one of them. A SQLite file serves one process; there
-    // the schedule lives in memory and is set up afresh at each start.
-    let shared = !config.database_url.starts_with("sqlite:");
+    // By default the schedule lives in the database, and every instance of the demo on it
+    // (processes sharing a SQLite file, or replicas sharing a server) claims its fires from
+    // there: each update runs once, on one of them.
+    let shared = config.scheduler_store == SchedulerStore::Database;
     let mut builder = Scheduler::builder()
         .state(Db(db.clone()))
         .job("update_db", update_db);
     if shared {
-        let store = Store::from_connection(db.clone(), StoreOptions::default())
+        let options = StoreOptions::default().lease(config.lease);
+        let store = Store::from_connection(db.clone(), options)
             .await
             .map_err(|e| {
                 format!(
@@ -91,23 +92,45 @@ pub async fn run(config: Config) -> Result<(), String> {
                 )
             })?;
         builder = builder.shared_store(store);
+    } else {
+        tracing::warn!(
+            "SCHEDULER_STORE=memory: the schedule lives in this process; every process started \
+             like this runs every update"
+        );
     }
     let scheduler = builder.build();
     let handle = scheduler.handle();
     let trigger = IntervalTrigger::every(config.update_interval).map_err(|e| e.to_string())?;
-    let schedule = NewSchedule::for_job("update_db", trigger)
+    // No grace limit: after downtime (every instance stopped) the update runs once at start,
+    // for the latest fire it slept through, however long that was.
+    let schedule = NewSchedule::for_job("update_db", trigger.clone())
         .id(SCHEDULE_ID)
         .name("Database update")
-        .first_run(FirstRun::Now);
+        .first_run(FirstRun::Now)
+        .misfire_grace_time(None);
     // Shared: added once, by whichever instance comes first; the others (and restarts) find
     // it there and keep it, so its fires and pauses carry on.
     match handle.add(schedule.replace_existing(!shared)).await {
         Ok(_) => {}
         Err(apsched::Error::ConflictingId(_)) if shared => {
-            tracing::info!(
-                id = SCHEDULE_ID,
-                "the update schedule is already in the database; kept as it is"
-            );
+            let kept = handle.get(SCHEDULE_ID).await.ok().flatten();
+            let kept_period = kept.as_ref().and_then(|s| match s.trigger() {
+                apsched::trigger::TriggerSpec::Interval(interval) => Some(interval.period()),
+                _ => None,
+            });
+            if kept_period == Some(trigger.period()) {
+                tracing::info!(
+                    id = SCHEDULE_ID,
+                    "the update schedule is already in the database; kept as it is"
+                );
+            } else {
+                tracing::warn!(
+                    id = SCHEDULE_ID,
+                    kept = ?kept.map(|s| s.trigger().clone()),
+                    "the update schedule in the database differs from UPDATE_INTERVAL_SECS; it \
+                     is kept as it is (change it with PATCH /scheduler/jobs/update-db)"
+                );
+            }
         }
         Err(e) => return Err(format!("cannot schedule the update: {e}")),
     }

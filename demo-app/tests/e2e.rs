@@ -83,6 +83,7 @@ impl Demo {
             .env("UPDATE_INTERVAL_SECS", interval_secs)
             .env("SCHEDULER_API_TOKEN", TOKEN)
             .env("DEMO_FRAMEWORK", framework)
+            .env("SCHEDULER_LEASE_SECS", "2")
             .env("RUST_LOG", log_level)
             .stdout(log)
             .stderr(Stdio::inherit())
@@ -359,9 +360,131 @@ fn postgres_server(test: &str) -> Option<String> {
     }
 }
 
-/// Three demo processes on one PostgreSQL database, 1 s interval, for 30 s: one `my_data` row
-/// per fire time, none missing, and no run that found its row already written (the scheduler,
-/// not the unique constraint, keeps the fires apart).
+/// `instances` demo processes on one database (`url`), 1 s interval, for `seconds` s: one
+/// `my_data` row per fire time, none missing, and no run that found its row already written
+/// (the scheduler, not the unique constraint, keeps the fires apart). With `kill_at`, the
+/// first process is SIGKILLed that long after they all answer, just after it could have
+/// finished a fire: the others carry on without a gap.
+fn instances_write_each_update_once(
+    url: &str,
+    instances: usize,
+    seconds: u64,
+    kill_at: Option<Duration>,
+    name: &str,
+) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let logs: Vec<PathBuf> = (0..instances)
+        .map(|i| temp_db(&format!("{name}-instance-{i}")).with_extension("log"))
+        .collect();
+    let mut demos: Vec<Demo> = logs
+        .iter()
+        .map(|log| {
+            let file = std::fs::File::create(log).unwrap();
+            Demo::start_with("axum", url, "1", "info", Stdio::from(file))
+        })
+        .collect();
+    for demo in &demos {
+        poll("each instance to answer", Duration::from_secs(60), || {
+            demo.request("GET", "/healthz", None)
+                .filter(|r| r.status == 200)
+        });
+    }
+    let started = Instant::now();
+    let mut killed = None;
+    if let Some(kill_at) = kill_at {
+        std::thread::sleep(kill_at);
+        // Just after a fire's row lands, before the next fire is due.
+        let count = demos[0].updates().len();
+        poll("the next update", Duration::from_secs(5), || {
+            (demos[0].updates().len() > count).then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let mut victim = demos.remove(0);
+        victim.child.kill().unwrap();
+        victim.child.wait().unwrap();
+        killed = Some(wall_clock());
+    }
+    std::thread::sleep(Duration::from_secs(seconds).saturating_sub(started.elapsed()));
+    for demo in demos {
+        assert!(demo.terminate().success());
+    }
+
+    let (rows, fires) = rt.block_on(async {
+        let db = demo_app::db::connect(url).await.unwrap();
+        let rows = demo_app::db::latest(&db, 1000).await.unwrap();
+        let store = apsched::sea_orm::Store::from_connection(db, Default::default())
+            .await
+            .unwrap();
+        let fires = apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
+            .await
+            .unwrap();
+        (rows, fires)
+    });
+    // A fire claimed as the last instance stopped was handed back, never run: only fires up
+    // to the newest row are settled.
+    let newest = rows.first().map(|r| r.nominal_time).expect("some rows");
+    let fires: Vec<_> = fires
+        .into_iter()
+        .filter(|f| f.nominal_time <= newest)
+        .collect();
+    let expected = usize::try_from(seconds).unwrap() - 2;
+    assert!(
+        rows.len() >= expected,
+        "an update a second for {seconds} s, got {}",
+        rows.len()
+    );
+    let times: Vec<_> = rows.iter().rev().map(|r| r.nominal_time).collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| w[1] - w[0] == TimeDelta::seconds(1)),
+        "one row per second, none missing: {times:?}"
+    );
+    assert_eq!(
+        fires.len(),
+        rows.len(),
+        "a ledger row per update: {fires:?}"
+    );
+    assert!(
+        fires
+            .iter()
+            .all(|f| f.state == apsched::store::FireState::Succeeded),
+        "{fires:?}"
+    );
+    let owners: std::collections::HashSet<_> =
+        fires.iter().filter_map(|f| f.owner.clone()).collect();
+    assert!(owners.len() > 1, "the instances share the work: {owners:?}");
+    if let Some(killed) = killed {
+        let after: Vec<_> = rows.iter().filter(|r| r.timestamp > killed).collect();
+        assert!(after.len() >= 5, "updates go on after the kill: {after:?}");
+    }
+    for log in &logs {
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(!log.contains("already written"), "a fire ran twice: {log}");
+        assert!(!log.contains("database update failed"), "{log}");
+    }
+}
+
+/// Two, then three, demo processes started in one directory on one SQLite file (the default
+/// configuration started twice: a reloader, two workers, a rolling restart).
+#[test]
+fn two_and_three_instances_on_one_sqlite_file_write_each_update_once() {
+    for instances in [2, 3] {
+        let db = temp_db(&format!("shared-{instances}"));
+        let url = format!("sqlite://{}", db.display());
+        instances_write_each_update_once(&url, instances, 20, None, &format!("sqlite-{instances}"));
+    }
+}
+
+/// Three processes on one SQLite file, one of them SIGKILLed after 8 s.
+#[test]
+fn a_killed_instance_on_a_shared_sqlite_file_leaves_no_gap() {
+    let db = temp_db("shared-killed");
+    let url = format!("sqlite://{}", db.display());
+    instances_write_each_update_once(&url, 3, 22, Some(Duration::from_secs(8)), "sqlite-killed");
+}
+
+/// Three demo processes on one PostgreSQL database.
 #[test]
 fn three_instances_on_one_postgres_database_write_each_update_once() {
     let test = "three_instances_on_one_postgres_database_write_each_update_once";
@@ -382,62 +505,36 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
     });
     let separator = if server.contains('?') { '&' } else { '?' };
     let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
-    let logs: Vec<PathBuf> = (0..3)
-        .map(|i| temp_db(&format!("instance-{i}")).with_extension("log"))
-        .collect();
-    let demos: Vec<Demo> = logs
-        .iter()
-        .map(|log| {
-            let file = std::fs::File::create(log).unwrap();
-            Demo::start_with("axum", &url, "1", "info", Stdio::from(file))
-        })
-        .collect();
-    for demo in &demos {
-        poll("each instance to answer", Duration::from_secs(60), || {
-            demo.request("GET", "/healthz", None)
-                .filter(|r| r.status == 200)
-        });
-    }
-    std::thread::sleep(Duration::from_secs(30));
-    for demo in demos {
-        assert!(demo.terminate().success());
-    }
+    instances_write_each_update_once(&url, 3, 30, None, "postgres");
+}
 
-    let (rows, fires) = rt.block_on(async {
-        let db = demo_app::db::connect(&url).await.unwrap();
-        let rows = demo_app::db::latest(&db, 1000).await.unwrap();
-        let store = apsched::sea_orm::Store::from_connection(db, Default::default())
-            .await
-            .unwrap();
-        let fires = apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
-            .await
-            .unwrap();
-        (rows, fires)
+/// A process that keeps its schedule in memory while the environment says the service runs
+/// as several processes (`WEB_CONCURRENCY`, as gunicorn and Heroku set it) says at start that
+/// each of them will run every update.
+#[test]
+fn a_memory_schedule_in_a_service_of_several_processes_is_warned_about() {
+    let db = temp_db("memory-warned");
+    let log = db.with_extension("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("PORT", free_port().to_string())
+        .env("SCHEDULER_STORE", "memory")
+        .env("WEB_CONCURRENCY", "4")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    // The warning comes when the scheduler starts, before the server listens.
+    let warned = poll("the server to listen", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("listening on").then_some(text)
     });
+    let _ = child.kill();
+    let _ = child.wait();
     assert!(
-        rows.len() >= 28,
-        "an update a second for 30 s, got {}",
-        rows.len()
+        warned.contains("WEB_CONCURRENCY=4") && warned.contains("each of them runs every fire"),
+        "{warned}"
     );
-    let times: Vec<_> = rows.iter().rev().map(|r| r.nominal_time).collect();
-    assert!(
-        times
-            .windows(2)
-            .all(|w| w[1] - w[0] == TimeDelta::seconds(1)),
-        "one row per second, none missing: {times:?}"
-    );
-    assert_eq!(fires.len(), rows.len(), "a ledger row per update");
-    assert!(
-        fires
-            .iter()
-            .all(|f| f.state == apsched::store::FireState::Succeeded),
-        "{fires:?}"
-    );
-    for log in &logs {
-        let log = std::fs::read_to_string(log).unwrap();
-        assert!(!log.contains("already written"), "a fire ran twice: {log}");
-        assert!(!log.contains("database update failed"), "{log}");
-    }
 }
 
 /// With an hour between updates, the first is there at start all the same: it runs at once,

@@ -78,22 +78,34 @@ pub(crate) struct Plan {
     pub(crate) run: FireTimes,
     /// Fires that do not run, with the reason, oldest first.
     pub(crate) not_run: Vec<NotRunFire>,
-    /// The latest fire decided on; the schedule's next run time comes after it
-    /// ([`next_run_time`]). `None`: nothing was due.
-    pub(crate) last: Option<DateTime<Utc>>,
+    /// Where the schedule goes next ([`next_run_time`]).
+    pub(crate) after: After,
 }
 
-/// The schedule's next run time after a plan: the trigger's next fire after the plan's last
-/// (`None`: no more), or its next run time as it was when nothing was due. Apart from
+/// What a plan knows of the schedule's next run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Nothing was due: it stays as it was.
+    #[default]
+    Unchanged,
+    /// The trigger's next fire after this one, the latest decided on.
+    Fire(DateTime<Utc>),
+    /// Already found while deciding (the common case: one fire due, and the one after it
+    /// not): `None` when the trigger has no more.
+    Known(Option<DateTime<Utc>>),
+}
+
+/// The schedule's next run time after a plan (`None`: its trigger has no more). Apart from
 /// [`plan`] so that the engine can start the runs before it does this bookkeeping.
 pub(crate) fn next_run_time(
     schedule: &Schedule,
-    plan: &Plan,
+    after: After,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    match plan.last {
-        Some(last) => schedule.trigger.next_fire_time(Some(last), now),
-        None => schedule.next_run_time,
+    match after {
+        After::Unchanged => schedule.next_run_time,
+        After::Fire(last) => schedule.trigger.next_fire_time(Some(last), now),
+        After::Known(next) => next,
     }
 }
 
@@ -125,7 +137,9 @@ pub(crate) fn plan(due: Due<'_>) -> Plan {
         }
         plan.not_run.sort_by_key(|f| f.nominal_time);
     }
-    plan.last = Some(last);
+    if plan.after == After::Unchanged {
+        plan.after = After::Fire(last);
+    }
     plan
 }
 
@@ -138,20 +152,18 @@ fn coalesce(
     plan: &mut Plan,
 ) -> DateTime<Utc> {
     let trigger = &due.schedule.trigger;
-    let latest = trigger
-        .last_fire_time(first, due.now)
-        .map_or(first, |t| t.max(first));
-    if latest > first {
-        let coalesced = NotRun::Skipped(SkipReason::Coalesced { into: latest });
-        let mut t = Some(first);
-        while let Some(nominal) = t.filter(|&t| t < latest) {
-            if plan.not_run.len() == CATCH_UP_LIMIT {
-                break;
-            }
-            plan.not_run.push(NotRunFire::new(nominal, coalesced));
-            t = trigger.next_fire_time(Some(nominal), nominal);
-        }
-    }
+    // Usually only the first fire is due: the fire after it, which the schedule moves on to,
+    // says so, and no search for the latest is needed.
+    let after_first = trigger.next_fire_time(Some(first), first);
+    let latest = if after_first.is_none_or(|next| next > due.now) {
+        plan.after = After::Known(after_first);
+        first
+    } else {
+        trigger
+            .last_fire_time(first, due.now)
+            .map_or(first, |t| t.max(first))
+    };
+    coalesced(due, Some(first), latest, plan);
     // The first fire's lateness counts from its jittered due time; a later one has none.
     let due_at = if latest == first {
         due.due_time
@@ -202,15 +214,12 @@ fn catch_up(
                 if plan.run.len() == CATCH_UP_LIMIT - 1 {
                     // The rest run once, for the latest.
                     if let Some(latest) = trigger.last_fire_time(nominal, now) {
-                        let coalesced = NotRun::Skipped(SkipReason::Coalesced { into: latest });
-                        let mut t = trigger.next_fire_time(Some(nominal), nominal);
-                        while let Some(skipped) = t.filter(|&t| t < latest) {
-                            if plan.not_run.len() == CATCH_UP_LIMIT {
-                                break;
-                            }
-                            plan.not_run.push(NotRunFire::new(skipped, coalesced));
-                            t = trigger.next_fire_time(Some(skipped), skipped);
-                        }
+                        coalesced(
+                            due,
+                            trigger.next_fire_time(Some(nominal), nominal),
+                            latest,
+                            plan,
+                        );
                         plan.run.push(latest);
                         last = latest;
                     }
@@ -223,6 +232,21 @@ fn catch_up(
             .map(|t| (t, t));
     }
     last
+}
+
+/// Records the fires from `from` up to (not including) `latest` as coalesced into it, as
+/// long as the record stays within [`CATCH_UP_LIMIT`].
+fn coalesced(due: &Due<'_>, from: Option<DateTime<Utc>>, latest: DateTime<Utc>, plan: &mut Plan) {
+    let trigger = &due.schedule.trigger;
+    let reason = NotRun::Skipped(SkipReason::Coalesced { into: latest });
+    let mut t = from;
+    while let Some(nominal) = t.filter(|&t| t < latest) {
+        if plan.not_run.len() == CATCH_UP_LIMIT {
+            break;
+        }
+        plan.not_run.push(NotRunFire::new(nominal, reason));
+        t = trigger.next_fire_time(Some(nominal), nominal);
+    }
 }
 
 fn missed(nominal_time: DateTime<Utc>, lateness: TimeDelta, grace: TimeDelta) -> NotRunFire {
@@ -365,7 +389,7 @@ mod tests {
     }
 
     fn next(due: Due<'_>) -> Option<DateTime<Utc>> {
-        next_run_time(due.schedule, &plan(due), due.now)
+        next_run_time(due.schedule, plan(due).after, due.now)
     }
 
     fn reasons(plan: &Plan) -> Vec<(DateTime<Utc>, NotRun)> {

@@ -23,9 +23,10 @@ use crate::trigger::TriggerSpec;
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
-/// Default number of fires kept in each schedule's history by the engine's own timetable
-/// ([`SchedulerHandle::runs`]); a shared store keeps its own.
-pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+/// Default number of fires with something to tell (failed, aborted, missed, skipped) that the
+/// engine's own timetable keeps in each schedule's history ([`SchedulerHandle::runs`]), besides
+/// its runs going and its latest success; a shared store keeps its own history.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 
 /// Configures a [`Scheduler`].
 ///
@@ -185,9 +186,12 @@ impl SchedulerBuilder {
         self
     }
 
-    /// How many fires of each schedule the engine's own timetable remembers for
-    /// [`SchedulerHandle::runs`] (default [`DEFAULT_HISTORY_LIMIT`]; 0 keeps none). A shared
-    /// store keeps its own history, with its own retention.
+    /// How many fires with something to tell (failed, aborted, missed, skipped) the engine's
+    /// own timetable remembers for each schedule, for [`SchedulerHandle::runs`], besides its
+    /// runs going and its latest success (default [`DEFAULT_HISTORY_LIMIT`]; 0 keeps none).
+    /// Successes are summed up by the latest so that a history costs a healthy schedule
+    /// nothing per fire. A shared store keeps every fire in its own history, with its own
+    /// retention.
     pub fn history_limit(mut self, fires: usize) -> Self {
         self.history_limit = fires;
         self
@@ -496,8 +500,9 @@ impl SchedulerHandle {
     }
 
     /// A schedule's recent fires, newest first: runs going and ended (with how), and fires
-    /// that did not run (missed, skipped, coalesced, lost), with the reason. From the engine's
-    /// own bounded history ([`SchedulerBuilder::history_limit`]), or a shared store's ledger.
+    /// that did not run (missed, skipped, coalesced, lost), with the reason. From a shared
+    /// store's ledger (every fire), or the engine's own bounded history (runs going, the latest
+    /// success, and the fires that failed or did not run: [`SchedulerBuilder::history_limit`]).
     ///
     /// # Errors
     ///

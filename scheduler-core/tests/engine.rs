@@ -10,8 +10,8 @@ use scheduler_core::clock::TestClock;
 use scheduler_core::store::{JobStore, MemoryStore};
 use scheduler_core::trigger::{CronTrigger, DateTrigger, IntervalTrigger};
 use scheduler_core::{
-    Error, Event, FirstRun, JobContext, JobError, NewSchedule, Schedule, ScheduleChanges,
-    Scheduler, SchedulerHandle, SchedulerState, SkipReason,
+    Error, Event, FireState, FirstRun, JobContext, JobError, NewSchedule, Schedule,
+    ScheduleChanges, Scheduler, SchedulerHandle, SchedulerState, SkipReason,
 };
 use serde_json::json;
 
@@ -1215,4 +1215,142 @@ async fn modified_args_reach_the_next_run() {
         .unwrap();
     wait(10.0).await;
     assert_eq!(*seen.lock().unwrap(), [json!({"v": 1}), json!({"v": 2})]);
+}
+
+// ===== history: every fire that does not run has a record =====
+
+/// The reasons recorded in a schedule's history for fires that did not run, oldest first.
+async fn not_run(scheduler: &SchedulerHandle, id: &str) -> Vec<(DateTime<Utc>, FireState, String)> {
+    let mut records: Vec<_> = scheduler
+        .runs(id, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.state, FireState::Missed | FireState::Skipped))
+        .map(|r| (r.nominal_time, r.state, r.reason.unwrap_or_default()))
+        .collect();
+    records.reverse();
+    records
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_fire_that_does_not_run_is_in_the_history_with_its_reason() {
+    let runs = Runs::default();
+    let (scheduler, _clock) = started(&runs).await;
+    let minute = Duration::from_secs(60);
+    let slow = |ctx: JobContext| async move {
+        let _ = ctx;
+        tokio::time::sleep(Duration::from_secs(150)).await;
+    };
+    scheduler
+        .add_all([
+            NewSchedule::for_job("record", every(minute)).id("coalesced"),
+            NewSchedule::for_job("record", every(minute))
+                .id("missed")
+                .coalesce(false)
+                .misfire_grace_time(Some(Duration::from_secs(200))),
+            NewSchedule::with_job(slow, every(minute)).id("busy"),
+            NewSchedule::for_job("record", every(minute)).id("paused"),
+        ])
+        .await
+        .unwrap();
+    // 00:01 runs everywhere; "busy" runs until 00:03:30.
+    wait(70.0).await;
+    scheduler.pause("paused").await.unwrap();
+    // The whole scheduler paused from 00:01:10 to 00:05:30: 00:02 ... 00:05 came due.
+    scheduler.pause_all().await.unwrap();
+    wait(260.0).await;
+    scheduler.resume_all().await.unwrap();
+    wait(1.0).await;
+    scheduler.resume("paused").await.unwrap();
+
+    let coalesced = |t| format!("coalesced into the fire at {t}");
+    assert_eq!(
+        not_run(&scheduler, "coalesced").await,
+        [
+            (
+                secs(120),
+                FireState::Skipped,
+                coalesced("2026-01-01T00:05:00Z")
+            ),
+            (
+                secs(180),
+                FireState::Skipped,
+                coalesced("2026-01-01T00:05:00Z")
+            ),
+            (
+                secs(240),
+                FireState::Skipped,
+                coalesced("2026-01-01T00:05:00Z")
+            ),
+        ]
+    );
+    assert_eq!(runs.nominal_times("coalesced"), [secs(60), secs(300)]);
+    // Without coalesce each fire is judged: 00:02 was 210 s late at 00:05:30, past its 200 s.
+    let missed = not_run(&scheduler, "missed").await;
+    assert_eq!(
+        missed,
+        [(
+            secs(120),
+            FireState::Missed,
+            "misfire: 210.000 s late, grace 200.000 s".to_owned()
+        )]
+    );
+    assert_eq!(
+        runs.nominal_times("missed"),
+        [secs(60), secs(180), secs(240), secs(300)]
+    );
+    // "busy" ran 00:01 until 00:03:30; the due fires it found still going were skipped.
+    let busy = not_run(&scheduler, "busy").await;
+    assert_eq!(
+        busy.first(),
+        Some(&(
+            secs(120),
+            FireState::Skipped,
+            "coalesced into the fire at 2026-01-01T00:05:00Z".to_owned()
+        ))
+    );
+    assert!(
+        busy.iter()
+            .all(|(_, state, _)| *state == FireState::Skipped),
+        "{busy:?}"
+    );
+    // The schedule paused at 00:01:10 skipped 00:02 ... 00:05 (recorded when it resumed).
+    let paused = not_run(&scheduler, "paused").await;
+    assert_eq!(
+        paused,
+        [120, 180, 240, 300].map(|s| (secs(s), FireState::Skipped, "schedule paused".to_owned()))
+    );
+    // And runs are there too, with how they ended.
+    let history = scheduler.runs("coalesced", 1).await.unwrap();
+    assert_eq!(history[0].nominal_time, secs(300));
+    assert_eq!(history[0].state, FireState::Succeeded);
+    assert_eq!(history[0].started_at, Some(secs(330)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_still_going_skips_the_next_fire_for_max_instances() {
+    let (scheduler, _clock) = started(&Runs::default()).await;
+    let slow = |_ctx: JobContext| tokio::time::sleep(Duration::from_secs(90));
+    scheduler
+        .add(NewSchedule::with_job(slow, every(Duration::from_secs(60))).id("busy"))
+        .await
+        .unwrap();
+    // The 00:01 run goes on until 00:02:30, over the 00:02 fire.
+    wait(130.0).await;
+    let going = scheduler.runs("busy", 10).await.unwrap();
+    assert_eq!(going[1].state, FireState::Running, "{going:?}");
+    wait(30.0).await;
+    assert_eq!(
+        not_run(&scheduler, "busy").await,
+        [(
+            secs(120),
+            FireState::Skipped,
+            "max_instances: 1 run(s) going".to_owned()
+        )]
+    );
+    let history = scheduler.runs("busy", 10).await.unwrap();
+    assert_eq!(history[0].state, FireState::Skipped);
+    assert_eq!(history[1].nominal_time, secs(60));
+    assert_eq!(history[1].state, FireState::Succeeded);
 }

@@ -6,8 +6,8 @@ use scheduler_core::{Error as CoreError, Schedule};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, SqlErr};
 
-use crate::claims::FireRow;
-use crate::sql::{S, schedule_from_row, schedule_values};
+use crate::ledger::FireRow;
+use crate::sql::{S, read_rows, schedule_from_row, schedule_values};
 use crate::{Store, db};
 
 type CoreResult<T> = scheduler_core::Result<T>;
@@ -62,19 +62,6 @@ impl Store {
             Some(row) => Ok(Some(schedule_from_row(&row)?)),
         }
     }
-}
-
-/// Reads rows of schedules, skipping (and reporting) any that cannot be read.
-pub(crate) fn read_rows(rows: &[sea_orm::QueryResult]) -> Vec<Versioned> {
-    rows.iter()
-        .filter_map(|row| match schedule_from_row(row) {
-            Ok(schedule) => Some(schedule),
-            Err(error) => {
-                tracing::error!(%error, "skipping a stored schedule that cannot be read");
-                None
-            }
-        })
-        .collect()
 }
 
 #[async_trait]

@@ -1,7 +1,7 @@
 //! Claiming due fires: one transaction reads the due schedules under a lock, records what the
 //! engine's planner decided for each, and moves them on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,15 +9,16 @@ use chrono::{DateTime, Utc};
 use scheduler_core::store::shared::reason;
 use scheduler_core::store::{
     ClaimBatch, ClaimedFire, ClaimedRun, Claimer, DueSchedule, FireClaims, FireState, FireToken,
-    NotRunFire, Planner,
+    Planner,
 };
 use scheduler_core::{Error as CoreError, Schedule};
 use sea_orm::sea_query::{
-    Alias, CaseStatement, Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement,
+    Alias, CaseStatement, Expr, ExprTrait, Func, Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
 
-use crate::catalog::read_rows;
+use crate::ledger::FireRow;
+use crate::sql::read_rows;
 use crate::sql::{
     COUNTED, F, HELD, S, duration_micros, in_strings, is_busy, lock_skipping, micros, state, time,
 };
@@ -25,157 +26,15 @@ use crate::{Store, db};
 
 type CoreResult<T> = scheduler_core::Result<T>;
 
-/// One row of the ledger to write.
-pub(crate) struct FireRow<'a> {
-    schedule: &'a Schedule,
-    nominal: DateTime<Utc>,
-    state: FireState,
-    reason: Option<String>,
-    owner: Option<&'a str>,
-    /// Keep a copy of the schedule with the fire: the claim deletes the schedule (no fires
-    /// left), and whoever takes the fire over must still know it.
-    snapshot: bool,
-}
-
-impl<'a> FireRow<'a> {
-    pub(crate) fn not_run(
-        schedule: &'a Schedule,
-        fire: &NotRunFire,
-        owner: Option<&'a str>,
-    ) -> Self {
-        Self {
-            schedule,
-            nominal: fire.nominal_time,
-            state: fire.reason.state(),
-            reason: Some(fire.reason.to_string()),
-            owner,
-            snapshot: false,
-        }
-    }
-
-    fn held(
-        schedule: &'a Schedule,
-        nominal: DateTime<Utc>,
-        state: FireState,
-        owner: &'a str,
-    ) -> Self {
-        Self {
-            schedule,
-            nominal,
-            state,
-            reason: None,
-            owner: Some(owner),
-            snapshot: false,
-        }
-    }
-}
-
 /// A due schedule as the claim read it.
 struct Due {
     schedule: Schedule,
-    version: i64,
     due_time: DateTime<Utc>,
 }
 
 impl Store {
-    fn lease_micros(&self) -> i64 {
+    pub(crate) fn lease_micros(&self) -> i64 {
         duration_micros(self.inner.options.lease)
-    }
-
-    /// Inserts ledger rows, many per statement; a row whose (schedule, nominal time) is taken
-    /// is skipped.
-    pub(crate) async fn insert_fires(
-        &self,
-        txn: &DatabaseTransaction,
-        rows: &[FireRow<'_>],
-        now: i64,
-    ) -> Result<(), DbErr> {
-        let lease_until = now.saturating_add(self.lease_micros());
-        for chunk in rows.chunks(self.dialect().rows_per_statement()) {
-            let mut insert = Query::insert();
-            insert.into_table(self.tables().fires.clone()).columns([
-                F::ScheduleId,
-                F::Job,
-                F::Claim,
-                F::NominalTime,
-                F::State,
-                F::Reason,
-                F::Owner,
-                F::Epoch,
-                F::Attempt,
-                F::LeaseUntil,
-                F::ClaimedAt,
-                F::StartedAt,
-                F::FinishedAt,
-            ]);
-            for row in chunk {
-                let held = row.state.is_live();
-                let snapshot = (held && row.snapshot)
-                    .then(|| serde_json::to_string(row.schedule).unwrap_or_default());
-                let values: [Value; 13] = [
-                    row.schedule.id().into(),
-                    row.schedule.job_name().map(str::to_owned).into(),
-                    snapshot.into(),
-                    micros(row.nominal).into(),
-                    state(row.state).into(),
-                    row.reason.clone().into(),
-                    row.owner.map(str::to_owned).into(),
-                    1_i64.into(),
-                    i32::from(held).into(),
-                    held.then_some(lease_until).into(),
-                    now.into(),
-                    (row.state == FireState::Running).then_some(now).into(),
-                    (!held).then_some(now).into(),
-                ];
-                insert.values_panic(values.map(Expr::val));
-            }
-            insert.on_conflict(
-                OnConflict::columns([F::ScheduleId, F::NominalTime])
-                    .do_nothing_on([F::Id])
-                    .to_owned(),
-            );
-            txn.execute(&insert).await?;
-        }
-        Ok(())
-    }
-
-    /// Which of `rows` this transaction wrote, by (schedule, nominal time): those with its
-    /// owner, its instant and the first epoch. The others already had a row.
-    async fn written(
-        &self,
-        txn: &DatabaseTransaction,
-        rows: &[FireRow<'_>],
-        owner: &str,
-        now: i64,
-    ) -> Result<HashMap<(String, i64), i64>, DbErr> {
-        let mut written = HashMap::new();
-        for chunk in rows.chunks(self.dialect().rows_per_statement()) {
-            let keys: Vec<(String, i64)> = chunk
-                .iter()
-                .map(|r| (r.schedule.id().to_owned(), micros(r.nominal)))
-                .collect();
-            let select = Query::select()
-                .columns([F::Id, F::ScheduleId, F::NominalTime])
-                .from(self.tables().fires.clone())
-                .and_where(
-                    Expr::tuple([Expr::col(F::ScheduleId), Expr::col(F::NominalTime)])
-                        .in_tuples(keys),
-                )
-                .and_where(Expr::col(F::Owner).eq(owner))
-                .and_where(Expr::col(F::ClaimedAt).eq(now))
-                .and_where(Expr::col(F::Epoch).eq(1))
-                .to_owned();
-            for row in txn.query_all(&select).await? {
-                written.insert(
-                    (
-                        row.try_get("", "schedule_id")?,
-                        row.try_get("", "nominal_time")?,
-                    ),
-                    row.try_get("", "id")?,
-                );
-            }
-        }
-        Ok(written)
     }
 
     /// Live fires (claimed or running, lease not run out) of each of these schedules.
@@ -207,58 +66,74 @@ impl Store {
         Ok(counts)
     }
 
-    /// Moves schedules to their next run and due times, each only if its version is still
-    /// the one read; how many moved.
+    /// Moves schedules to their next run and due times; how many moved. The claim holds their
+    /// rows (row locks; SQLite's one writer), so no other write comes between its read and
+    /// this. Schedules that move to the same times (many on one grid, the common case) share
+    /// one plain statement; the others are written with a `CASE` per column.
     async fn advance(
         &self,
         txn: &DatabaseTransaction,
-        advanced: &[(&str, i64, i64, i64)],
+        advanced: &[(&str, i64, i64)],
     ) -> Result<u64, DbErr> {
+        let mut same: BTreeMap<(i64, i64), Vec<&str>> = BTreeMap::new();
+        for &(id, next, due) in advanced {
+            same.entry((next, due)).or_default().push(id);
+        }
         let mut moved = 0;
-        for chunk in advanced.chunks(self.dialect().rows_per_statement()) {
-            let case = |value: fn(&(&str, i64, i64, i64)) -> i64| {
+        let mut mixed = Vec::new();
+        for ((next, due), ids) in same {
+            if ids.len() < 8 {
+                mixed.extend(ids.into_iter().map(|id| (id, next, due)));
+                continue;
+            }
+            for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+                let update = Query::update()
+                    .table(self.tables().schedules.clone())
+                    .value(S::NextRunTime, next)
+                    .value(S::DueTime, due)
+                    .value(S::Version, Expr::col(S::Version).add(1))
+                    .and_where(in_strings(S::Id, chunk.iter().copied()))
+                    .to_owned();
+                moved += txn.execute(&update).await?.rows_affected();
+            }
+        }
+        for chunk in mixed.chunks(self.dialect().rows_per_statement()) {
+            let case = |value: fn(&(&str, i64, i64)) -> i64| {
                 chunk.iter().fold(CaseStatement::new(), |case, row| {
                     case.case(Expr::col(S::Id).eq(row.0), value(row))
                 })
             };
             let update = Query::update()
                 .table(self.tables().schedules.clone())
-                .value(S::NextRunTime, case(|r| r.2))
-                .value(S::DueTime, case(|r| r.3))
+                .value(S::NextRunTime, case(|r| r.1))
+                .value(S::DueTime, case(|r| r.2))
                 .value(S::Version, Expr::col(S::Version).add(1))
                 .and_where(in_strings(S::Id, chunk.iter().map(|r| r.0)))
-                .and_where(Expr::col(S::Version).eq(case(|r| r.1)))
                 .to_owned();
             moved += txn.execute(&update).await?.rows_affected();
         }
         Ok(moved)
     }
 
-    /// Deletes schedules with no fire left, each only if its version is still the one read.
+    /// Deletes schedules with no fire left (their rows are the claim's, as above).
     async fn delete_finished(
         &self,
         txn: &DatabaseTransaction,
-        finished: &[(&str, i64)],
+        finished: &[&str],
     ) -> Result<u64, DbErr> {
         let mut deleted = 0;
         for chunk in finished.chunks(self.dialect().rows_per_statement()) {
-            let case = chunk
-                .iter()
-                .fold(CaseStatement::new(), |case, (id, version)| {
-                    case.case(Expr::col(S::Id).eq(*id), *version)
-                });
             let delete = Query::delete()
                 .from_table(self.tables().schedules.clone())
-                .and_where(in_strings(S::Id, chunk.iter().map(|r| r.0)))
-                .and_where(Expr::col(S::Version).eq(case))
+                .and_where(in_strings(S::Id, chunk.iter().copied()))
                 .to_owned();
             deleted += txn.execute(&delete).await?.rows_affected();
         }
         Ok(deleted)
     }
 
-    /// One claim; `None` when another instance changed a schedule since it was read (SQLite's
-    /// compare-and-set): the claim is given up and made again.
+    /// One claim; `None` when a schedule it read changed before it was moved on (which the
+    /// claim's locks should make impossible): the claim is given up and made again.
     async fn claim_in(
         &self,
         claimer: &Claimer<'_>,
@@ -283,7 +158,6 @@ impl Store {
             .filter_map(|v| {
                 Some(Due {
                     due_time: v.due_time?,
-                    version: v.version,
                     schedule: v.schedule,
                 })
             })
@@ -332,18 +206,13 @@ impl Store {
             match (plan.next_run_time, plan.next_due_time) {
                 (Some(next), due_time) => advanced.push((
                     d.schedule.id(),
-                    d.version,
                     micros(next),
                     micros(due_time.unwrap_or(next)),
                 )),
-                (None, _) => finished.push((d.schedule.id(), d.version)),
+                (None, _) => finished.push(d.schedule.id()),
             }
         }
-        self.insert_fires(&txn, &rows, now).await.map_err(db)?;
-        let written = self
-            .written(&txn, &rows, claimer.owner, now)
-            .await
-            .map_err(db)?;
+        let written = self.insert_fires(&txn, &rows, now).await.map_err(db)?;
         let expected = advanced.len() + finished.len();
         let changed = self.advance(&txn, &advanced).await.map_err(db)?
             + self.delete_finished(&txn, &finished).await.map_err(db)?;
@@ -576,12 +445,7 @@ impl Store {
             let nominal = time(Some(nominal)).unwrap_or_default();
             let mut row = FireRow::held(&schedule, nominal, held, claimer.owner);
             row.reason = Some("run now".to_owned());
-            let rows = [row];
-            self.insert_fires(&txn, &rows, now).await.map_err(db)?;
-            let written = self
-                .written(&txn, &rows, claimer.owner, now)
-                .await
-                .map_err(db)?;
+            let written = self.insert_fires(&txn, &[row], now).await.map_err(db)?;
             if let Some(fire_id) = written.get(&(schedule_id.to_owned(), micros(nominal))) {
                 let token = FireToken::new(fire_id.to_string(), 1);
                 txn.commit().await.map_err(db)?;

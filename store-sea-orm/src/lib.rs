@@ -35,9 +35,9 @@
 //! # How it holds
 //!
 //! - A claim is one transaction: due schedules are locked (`FOR UPDATE SKIP LOCKED` on
-//!   PostgreSQL and MariaDB/MySQL, so instances never wait for each other; `BEGIN IMMEDIATE`
-//!   and a version compare-and-set on SQLite), decided by the engine's planner, recorded, and
-//!   moved on. A fire row is unique per (schedule, nominal time), so no two instances can
+//!   PostgreSQL and MariaDB/MySQL, so instances never wait for each other; on SQLite, `BEGIN
+//!   IMMEDIATE` makes the claim the file's one writer), decided by the engine's planner,
+//!   recorded, and moved on. A fire row is unique per (schedule, nominal time), so no two instances can
 //!   both record a fire.
 //! - Due times are judged by the database's clock. A trigger's jitter is drawn once, when the
 //!   next run time is written (`due_time`), so every instance agrees on when a fire is due.
@@ -55,6 +55,7 @@ mod catalog;
 mod claims;
 mod feed;
 mod leases;
+mod ledger;
 mod schema;
 mod sql;
 
@@ -181,6 +182,27 @@ impl StoreOptions {
     }
 }
 
+/// Switches a SQLite database file to WAL mode; the file keeps it, so every connection of
+/// every process uses it from then on. The switch needs the file to itself and SQLite refuses
+/// it at once (busy) while another connection writes, as when instances start together: it is
+/// tried again until it goes through. Once in WAL mode it is a no-op that never waits.
+async fn use_wal(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let mut delay = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        match db.execute_unprepared("PRAGMA journal_mode=WAL").await {
+            Ok(_) => return Ok(()),
+            Err(error) if sql::is_busy(&error) && waited < Duration::from_secs(10) => {
+                tracing::debug!(%error, "SQLite is busy; switching it to WAL mode again soon");
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// The store: cheap to clone, all clones share one connection pool. Give it to
 /// `SchedulerBuilder::shared_store`.
 #[derive(Clone)]
@@ -252,8 +274,7 @@ impl Store {
         }
         let dialect = Dialect::of(db.get_database_backend());
         if dialect == Dialect::Sqlite {
-            // Kept by the file itself: every connection, of every process, uses it from now.
-            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+            use_wal(&db).await?;
         }
         schema::migrate(&db, prefix).await?;
         Ok(Self {

@@ -113,7 +113,7 @@ impl Dialect {
 
 /// Locks the rows a claim reads, skipping those another instance holds. SQLite has one writer
 /// at a time and no row locks (sea-query writes nothing there): there the claim's `BEGIN
-/// IMMEDIATE` and a version compare-and-set do the same job.
+/// IMMEDIATE` makes the claim the file's one writer, which does the same job.
 pub(crate) fn lock_skipping(select: &mut SelectStatement) {
     select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
 }
@@ -235,6 +235,19 @@ pub(crate) fn schedule_from_row(row: &QueryResult) -> Result<Versioned, Error> {
         time(row.try_get("", "due_time")?),
         row.try_get("", "version")?,
     ))
+}
+
+/// Reads rows of schedules, skipping (and reporting) any that cannot be read.
+pub(crate) fn read_rows(rows: &[QueryResult]) -> Vec<Versioned> {
+    rows.iter()
+        .filter_map(|row| match schedule_from_row(row) {
+            Ok(schedule) => Some(schedule),
+            Err(error) => {
+                tracing::error!(%error, "skipping a stored schedule that cannot be read");
+                None
+            }
+        })
+        .collect()
 }
 
 /// True when SQLite refused because another connection holds its lock (`SQLITE_BUSY`,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::ledger::Ledger;
 use super::run::{Fires, RunTask, ScheduleRuntime};
 use super::state::Shared;
 use crate::event::Event;
@@ -62,13 +61,12 @@ pub(super) fn not_run(shared: &Shared, schedule_id: &Arc<str>, fires: &[NotRunFi
 
 /// Makes a run of `fires`: counts it against its schedule's `max_instances` and announces
 /// each fire as submitted.
-pub(super) fn submit(
-    runtime: &Arc<ScheduleRuntime>,
-    fires: Fires,
-    ledger: Option<Arc<Ledger>>,
-) -> Option<RunTask> {
+pub(super) fn submit(runtime: &Arc<ScheduleRuntime>, fires: Fires) -> Option<RunTask> {
     let first = fires.as_slice().first()?;
-    runtime.runs.begin(first.run_id, first.nominal_time);
+    let at_once = runtime.shared.concurrency.is_none();
+    runtime
+        .runs
+        .begin(first.run_id, first.nominal_time, at_once);
     let shared = &runtime.shared;
     if shared.has_subscribers() {
         for fire in fires.as_slice() {
@@ -82,7 +80,6 @@ pub(super) fn submit(
     Some(RunTask {
         runtime: Arc::clone(runtime),
         fires,
-        ledger,
     })
 }
 
@@ -93,7 +90,7 @@ pub(super) fn spawn_from_helper(shared: &Shared, runs: Vec<RunTask>) {
     let tracker = shared.tracker.clone();
     shared.tracker.spawn(async move {
         for run in runs {
-            tracker.spawn(run.run());
+            run.spawn(&tracker);
         }
     });
 }
@@ -105,6 +102,6 @@ pub(super) fn spawn_all(shared: &Shared, mut runs: Vec<RunTask>) {
         spawn_from_helper(shared, std::mem::replace(&mut runs, rest));
     }
     for run in runs {
-        shared.tracker.spawn(run.run());
+        run.spawn(&shared.tracker);
     }
 }

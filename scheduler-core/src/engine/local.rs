@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::change::{Changed, Edit, Prepared};
 use super::dispatch::{self, SPAWN_CHUNK};
 use super::run::{Fires, RunFire, RunTask, new_run_id};
 use super::runs::ScheduleRuns;
 use super::state::Shared;
 use super::table::{Entry, Table};
-use super::{Changed, Edit, Prepared};
 use crate::error::{Error, Result, error_chain};
 use crate::event::{Event, RunSummary};
 use crate::fires::FireRecord;
-use crate::policy::{self, Due};
+use crate::policy::{self, Due, FireTimes};
 use crate::schedule::Schedule;
 use crate::store::JobStore;
 use crate::trigger::whole_micros;
@@ -106,10 +106,11 @@ impl LocalTimetable {
     /// start while the engine does the bookkeeping.
     pub(crate) async fn fire_due(&mut self) {
         let mut now = self.shared.clock.now();
+        let mut now_us = now.timestamp_micros();
         let mut fired = Vec::new();
         let mut runs = Vec::new();
         while fired.len() < DISPATCH_BATCH {
-            let Some((key, due_time)) = self.table.pop_due(now) else {
+            let Some((key, due_time)) = self.table.pop_due(now_us) else {
                 break;
             };
             let Some(entry) = self.table.entry(key) else {
@@ -128,36 +129,36 @@ impl LocalTimetable {
                 dispatch::not_run(&self.shared, &entry.schedule.id, &plan.not_run);
                 entry.runs.not_run(&plan.not_run, now);
             }
-            let fires: Fires = plan
-                .run
-                .as_slice()
-                .iter()
-                .map(|&nominal_time| RunFire {
-                    nominal_time,
-                    run_id: new_run_id(),
-                    held: None,
-                })
-                .collect();
-            runs.extend(dispatch::submit(runtime, fires, None));
-            fired.push((key, plan));
+            let fire = |nominal_time| RunFire {
+                nominal_time,
+                run_id: new_run_id(),
+            };
+            let fires = match plan.run {
+                FireTimes::None => Fires::Many(Vec::new()),
+                FireTimes::One(t) => Fires::One(fire(t)),
+                FireTimes::Many(times) => Fires::Many(times.into_iter().map(fire).collect()),
+            };
+            runs.extend(dispatch::submit(runtime, fires));
+            fired.push((key, plan.after));
             if runs.len() == SPAWN_CHUNK {
                 dispatch::spawn_from_helper(&self.shared, std::mem::take(&mut runs));
                 now = self.shared.clock.now();
+                now_us = now.timestamp_micros();
             }
         }
         for run in runs {
-            self.shared.tracker.spawn(run.run());
+            run.spawn(&self.shared.tracker);
         }
         if fired.len() > SPAWN_CHUNK {
             // The runs first: the bookkeeping below can wait until the workers are idle.
             tokio::task::yield_now().await;
         }
         let mut finished = Vec::new();
-        for (key, plan) in fired {
+        for (key, after) in fired {
             let Some(entry) = self.table.entry(key) else {
                 continue;
             };
-            let next = policy::next_run_time(&entry.schedule, &plan, now);
+            let next = policy::next_run_time(&entry.schedule, after, now);
             let id = Arc::clone(&entry.schedule.id);
             if next.is_some() {
                 self.table.set_next(key, next, true);
@@ -330,9 +331,8 @@ impl LocalTimetable {
         let fire = RunFire {
             nominal_time: whole_micros(self.shared.clock.now()),
             run_id: new_run_id(),
-            held: None,
         };
-        dispatch::submit(runtime, Fires::One(fire), None).ok_or(Error::SchedulerStopped)
+        dispatch::submit(runtime, Fires::One(fire)).ok_or(Error::SchedulerStopped)
     }
 
     pub(crate) fn history(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {

@@ -8,6 +8,7 @@
 //! ([`shared`]: claims, leases and fencing). Every command is written once, over the
 //! timetable.
 
+mod change;
 mod command;
 mod dispatch;
 mod ledger;
@@ -17,41 +18,32 @@ mod runs;
 mod shared;
 mod state;
 mod table;
+mod timetable;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use self::change::{Edit, Prepared};
 pub(crate) use self::command::{Command, Reply};
 use self::local::LocalTimetable;
-use self::run::{RunTask, new_run_id};
+use self::run::new_run_id;
 use self::shared::SharedTimetable;
 pub use self::state::SchedulerState;
 pub(crate) use self::state::{Settings, Shared};
+pub(crate) use self::timetable::Backend;
+use self::timetable::Timetable;
 use crate::error::{Error, Result};
-use crate::event::{Event, RunSummary, ShutdownReport};
-use crate::fires::{FireRecord, NotRunFire};
-use crate::job::Job;
+use crate::event::{Event, ShutdownReport};
 use crate::policy;
 use crate::schedule::{FirstRun, JobSource, NewSchedule, Schedule, ScheduleChanges};
-use crate::store::{JobStore, SharedStore};
 use crate::trigger::{Trigger, TriggerSpec, whole_micros};
 
 /// After the shutdown deadline, how long aborted runs get to unwind. A job that blocks its
 /// thread without yielding cannot be stopped; it is reported aborted and left behind.
 const ABORT_WAIT: Duration = Duration::from_secs(1);
-
-/// Where the schedules live.
-pub(crate) enum Backend {
-    /// In the engine's own timetable, written through to a store if there is one.
-    Local(Option<Arc<dyn JobStore>>),
-    /// In a store several instances share.
-    Shared(Arc<dyn SharedStore>),
-}
 
 /// Spawns the engine; returns the channel its commands go to.
 pub(crate) fn spawn(shared: &Arc<Shared>, backend: Backend) -> mpsc::UnboundedSender<Command> {
@@ -69,147 +61,6 @@ pub(crate) fn spawn(shared: &Arc<Shared>, backend: Backend) -> mpsc::UnboundedSe
     };
     tokio::spawn(engine.run());
     commands
-}
-
-/// A new schedule, checked and filled in, with what adding it needs to know.
-pub(crate) struct Prepared {
-    pub(crate) schedule: Schedule,
-    pub(crate) job: Arc<dyn Job>,
-    pub(crate) replace: bool,
-    /// Its first run time is the trigger's: it gets the trigger's jitter.
-    pub(crate) jitter: bool,
-}
-
-/// A command's change to one schedule.
-pub(crate) struct Edit {
-    /// The schedule changed; `None`: it is done and goes (resumed with no time left).
-    pub(crate) schedule: Option<Schedule>,
-    /// Fires the change records as not run (the fires a pause skipped).
-    pub(crate) not_run: Vec<NotRunFire>,
-    /// Its next run time is new: it gets the trigger's jitter.
-    pub(crate) retime: bool,
-}
-
-/// What an edit did.
-pub(crate) struct Changed {
-    pub(crate) before: Schedule,
-    /// `None`: the schedule is done and gone.
-    pub(crate) after: Option<Schedule>,
-    pub(crate) not_run: Vec<NotRunFire>,
-}
-
-impl Changed {
-    fn nothing(&self) -> bool {
-        self.not_run.is_empty() && self.after.as_ref() == Some(&self.before)
-    }
-}
-
-impl Edit {
-    fn keep_time(schedule: Schedule) -> Self {
-        Self {
-            schedule: Some(schedule),
-            not_run: Vec::new(),
-            retime: false,
-        }
-    }
-}
-
-type WakeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-enum Timetable {
-    Local(LocalTimetable),
-    Shared(SharedTimetable),
-}
-
-impl Timetable {
-    async fn wake(&mut self, shared: &Shared) -> Option<WakeFuture> {
-        match self {
-            Self::Local(local) => local.first_due().map(|t| shared.clock.sleep_until(t)),
-            Self::Shared(remote) => Some(remote.wake().await),
-        }
-    }
-
-    async fn fire_due(&mut self) {
-        match self {
-            Self::Local(local) => local.fire_due().await,
-            Self::Shared(remote) => remote.fire_due().await,
-        }
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<Schedule>> {
-        match self {
-            Self::Local(local) => Ok(local.get(id)),
-            Self::Shared(remote) => remote.get(id).await,
-        }
-    }
-
-    async fn list(&self) -> Result<Vec<Schedule>> {
-        match self {
-            Self::Local(local) => Ok(local.list()),
-            Self::Shared(remote) => remote.list().await,
-        }
-    }
-
-    async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
-        match self {
-            Self::Local(local) => local.add(batch).await,
-            Self::Shared(remote) => remote.add(batch).await,
-        }
-    }
-
-    async fn change(
-        &mut self,
-        id: &str,
-        edit: impl Fn(&Schedule, DateTime<Utc>) -> Result<Edit>,
-    ) -> Result<Changed> {
-        match self {
-            Self::Local(local) => local.change(id, edit).await,
-            Self::Shared(remote) => remote.change(id, edit).await,
-        }
-    }
-
-    async fn remove(&mut self, id: &str) -> Result<()> {
-        match self {
-            Self::Local(local) => local.remove(id).await,
-            Self::Shared(remote) => remote.remove(id).await,
-        }
-    }
-
-    async fn remove_all(&mut self) -> Result<()> {
-        match self {
-            Self::Local(local) => local.remove_all().await,
-            Self::Shared(remote) => remote.remove_all().await,
-        }
-    }
-
-    async fn run_now(&mut self, id: &str) -> Result<RunTask> {
-        match self {
-            Self::Local(local) => local.run_now(id),
-            Self::Shared(remote) => remote.run_now(id).await,
-        }
-    }
-
-    async fn history(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
-        match self {
-            Self::Local(local) => local.history(id, limit),
-            Self::Shared(remote) => remote.history(id, limit).await,
-        }
-    }
-
-    /// Before shutdown waits for the runs: what this timetable owes its store.
-    async fn stop(&mut self) {
-        match self {
-            Self::Local(local) => local.flush().await,
-            Self::Shared(remote) => remote.release().await,
-        }
-    }
-
-    fn running(&self) -> Vec<RunSummary> {
-        match self {
-            Self::Local(local) => local.running(),
-            Self::Shared(remote) => remote.running(),
-        }
-    }
 }
 
 struct Engine {
@@ -308,6 +159,7 @@ impl Engine {
                     instance = %self.shared.instance,
                     "scheduler started; its timetable is its own (every fire runs in this process)"
                 );
+                warn_if_several_processes();
             }
             Timetable::Shared(remote) => {
                 remote.start().await?;
@@ -445,7 +297,7 @@ impl Engine {
             SchedulerState::Running | SchedulerState::Paused => {}
         }
         let run = self.timetable.run_now(id).await?;
-        self.shared.tracker.spawn(run.run());
+        run.spawn(&self.shared.tracker);
         Ok(())
     }
 
@@ -486,6 +338,24 @@ impl Engine {
         self.shared.begin_stopping();
         self.timetable.stop().await;
         self.shared.tracker.close();
+    }
+}
+
+/// A service that says it runs as several processes (`WEB_CONCURRENCY`, the variable gunicorn,
+/// uvicorn and Heroku use) with a timetable of its own runs every fire in each of them: the
+/// trap APScheduler users fall into. Say so where it will be seen.
+fn warn_if_several_processes() {
+    let declared = std::env::var("WEB_CONCURRENCY").ok();
+    if let Some(processes) = declared
+        .as_deref()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n > 1)
+    {
+        tracing::warn!(
+            "WEB_CONCURRENCY={processes} says this service runs as {processes} processes, and \
+             this scheduler's timetable is its own: each of them runs every fire. Give the \
+             scheduler a shared store (SchedulerBuilder::shared_store) to run each fire once."
+        );
     }
 }
 

@@ -4,10 +4,12 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -15,26 +17,10 @@ use super::ledger::Ledger;
 use super::runs::{Ended, ScheduleRuns};
 use super::state::Shared;
 use crate::context::{FireInfo, JobContext, ScheduleContext};
-use crate::event::{Event, RunSummary, ShutdownReport};
+use crate::event::{Event, RunSummary};
 use crate::job::Job;
 use crate::schedule::Schedule;
 use crate::store::{ClaimedFire, FireOutcome, FireState};
-
-/// The outcome of the runs that were going when shutdown began, filled in by the runs.
-#[derive(Debug, Default)]
-pub(crate) struct Collector {
-    report: Mutex<ShutdownReport>,
-}
-
-impl Collector {
-    fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
-        self.report.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn take(&self) -> ShutdownReport {
-        std::mem::take(&mut *self.lock())
-    }
-}
 
 pub(crate) fn new_run_id() -> Uuid {
     // A random v4 UUID from a fast generator: the OS's generator costs a system call per run.
@@ -51,6 +37,10 @@ pub(crate) struct ScheduleRuntime {
     pub(crate) context: Arc<ScheduleContext>,
     pub(crate) runs: Arc<ScheduleRuns>,
     at_most_once: bool,
+    /// With a shared store: the ledger, and the fires of the one claimed run this runtime
+    /// was made for, in the order of the run's fires. Here rather than in each run task, so
+    /// the engine's own run tasks stay small to spawn.
+    held: Option<(Arc<Ledger>, Box<[ClaimedFire]>)>,
 }
 
 impl ScheduleRuntime {
@@ -71,16 +61,42 @@ impl ScheduleRuntime {
             }),
             runs,
             at_most_once: schedule.at_most_once,
+            held: None,
         })
     }
 
-    fn context(&self, fire: &RunFire, started_at: DateTime<Utc>) -> JobContext {
+    /// The runtime of one run claimed from a shared store: its fires are held in `ledger`.
+    pub(crate) fn claimed(
+        shared: &Arc<Shared>,
+        schedule: &Schedule,
+        job: Arc<dyn Job>,
+        ledger: Arc<Ledger>,
+        fires: Box<[ClaimedFire]>,
+    ) -> Arc<Self> {
+        let mut runtime = Arc::into_inner(Self::new(
+            shared,
+            schedule,
+            job,
+            Arc::new(ScheduleRuns::new(0)),
+        ))
+        .expect("just made");
+        runtime.held = Some((ledger, fires));
+        Arc::new(runtime)
+    }
+
+    /// The ledger, and the claim of the run's fire `i`.
+    fn held(&self, i: usize) -> Option<(&Ledger, &ClaimedFire)> {
+        let (ledger, fires) = self.held.as_ref()?;
+        Some((ledger, fires.get(i)?))
+    }
+
+    fn context(&self, i: usize, fire: &RunFire, started_at: DateTime<Utc>) -> JobContext {
         JobContext {
             schedule: Arc::clone(&self.context),
             nominal_fire_time: fire.nominal_time,
             started_at,
             run_id: fire.run_id,
-            fire: fire.held.as_ref().map(|held| FireInfo {
+            fire: self.held(i).map(|(_, held)| FireInfo {
                 token: held.token.clone(),
                 attempt: held.attempt,
             }),
@@ -88,11 +104,10 @@ impl ScheduleRuntime {
     }
 }
 
-/// One fire of a run: its nominal time, and with a shared store the claim it is held by.
+/// One fire of a run.
 pub(crate) struct RunFire {
     pub(crate) nominal_time: DateTime<Utc>,
     pub(crate) run_id: Uuid,
-    pub(crate) held: Option<ClaimedFire>,
 }
 
 impl RunFire {
@@ -136,8 +151,6 @@ impl FromIterator<RunFire> for Fires {
 pub(crate) struct RunTask {
     pub(crate) runtime: Arc<ScheduleRuntime>,
     pub(crate) fires: Fires,
-    /// With a shared store: where its fires are started and finished.
-    pub(crate) ledger: Option<Arc<Ledger>>,
 }
 
 /// Lets the run go from its schedule's runs however the task ends (completion, abort, a
@@ -157,12 +170,13 @@ impl Drop for Slot<'_> {
 }
 
 impl RunTask {
-    pub(crate) async fn run(self) {
-        let Self {
-            runtime,
-            fires,
-            ledger,
-        } = self;
+    /// Spawns the run on the scheduler's task tracker.
+    pub(crate) fn spawn(self, tracker: &TaskTracker) {
+        tracker.spawn(self.run());
+    }
+
+    async fn run(self) {
+        let Self { runtime, fires } = self;
         let shared = &*runtime.shared;
         let fires = fires.as_slice();
         let Some(first) = fires.first() else {
@@ -174,48 +188,52 @@ impl RunTask {
             released: false,
         };
         let Ok(_permit) = shared.run_permit().await else {
-            give_back(ledger.as_deref(), fires).await;
+            Box::pin(give_back(&runtime, 0)).await;
             return;
         };
         let schedule_id = &runtime.context.schedule_id;
         for (i, fire) in fires.iter().enumerate() {
             // A run that has not started when shutdown begins never starts.
             if shared.is_stopping() {
-                give_back(ledger.as_deref(), &fires[i..]).await;
+                Box::pin(give_back(&runtime, i)).await;
                 return;
             }
             let summary = fire.summary(schedule_id);
-            if let (Some(ledger), Some(held)) = (&ledger, &fire.held) {
-                if !ledger.start(shared, held, &summary).await {
+            // The shared store's writes are boxed: the engine's own runs, which have none, keep
+            // a small task to spawn.
+            if let Some((ledger, held)) = runtime.held(i) {
+                if !Box::pin(ledger.start(shared, held, &summary)).await {
                     continue;
                 }
             }
             let started_at = shared.clock.now();
-            runtime
-                .runs
-                .at(slot.current, fire.run_id, fire.nominal_time, started_at);
+            // A first fire without a concurrency limit was counted running at dispatch.
+            if i > 0 || shared.concurrency.is_some() {
+                runtime
+                    .runs
+                    .started(slot.current, fire.run_id, fire.nominal_time, started_at);
+            }
             slot.current = fire.run_id;
-            let ctx = runtime.context(fire, started_at);
-            let end = execute(shared, &runtime.job, ctx, &summary).await;
+            let ctx = runtime.context(i, fire, started_at);
+            let started_us = started_at.timestamp_micros();
+            let (end, duration) = execute(shared, &runtime.job, ctx, &summary).await;
             let last = i + 1 == fires.len() || end == RunEnd::Aborted;
-            match (&ledger, &fire.held) {
-                (Some(ledger), Some(held)) => {
+            match runtime.held(i) {
+                Some((ledger, held)) => {
                     let outcome = end.outcome(runtime.at_most_once);
-                    ledger.finish(shared, held, &outcome, &summary).await;
+                    Box::pin(ledger.finish(shared, held, &outcome, &summary)).await;
                     if last {
                         runtime.runs.release(fire.run_id);
                     }
                 }
-                _ => runtime.runs.ended(
-                    fire.run_id,
-                    end.history(started_at, shared.clock.now()),
-                    last,
-                ),
+                None => runtime
+                    .runs
+                    .ended(fire.run_id, end.history(started_us, duration), last),
             }
             slot.released = last;
             if end == RunEnd::Aborted {
                 shared.collector.lock().aborted.push(summary);
-                give_back(ledger.as_deref(), &fires[i + 1..]).await;
+                Box::pin(give_back(&runtime, i + 1)).await;
                 return;
             }
             if shared.is_stopping() {
@@ -225,10 +243,12 @@ impl RunTask {
     }
 }
 
-/// Fires held from a shared store that will not run here go back to it.
-async fn give_back(ledger: Option<&Ledger>, fires: &[RunFire]) {
-    let Some(ledger) = ledger else { return };
-    for held in fires.iter().filter_map(|f| f.held.as_ref()) {
+/// The fires from `from` on, held from a shared store, will not run here: they go back.
+async fn give_back(runtime: &ScheduleRuntime, from: usize) {
+    let Some((ledger, fires)) = &runtime.held else {
+        return;
+    };
+    for held in fires.iter().skip(from) {
         ledger.give_back(held).await;
     }
 }
@@ -255,41 +275,40 @@ impl RunEnd {
         }
     }
 
-    fn history(&self, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Ended {
+    fn history(&self, started_us: i64, duration: Duration) -> Ended {
         let (state, error) = match self {
             Self::Succeeded => (FireState::Succeeded, None),
-            Self::Failed(error) => (FireState::Failed, Some(error.as_str().into())),
-            Self::Panicked(message) => (
-                FireState::Failed,
-                Some(format!("panicked: {message}").into()),
-            ),
+            Self::Failed(error) => (FireState::Failed, Some(error.clone())),
+            Self::Panicked(message) => (FireState::Failed, Some(format!("panicked: {message}"))),
             Self::Aborted => (FireState::Aborted, None),
         };
         Ended {
             state,
-            started_at,
-            finished_at,
+            started_us,
+            duration,
             error,
         }
     }
 }
 
 /// Calls the job once, in its `tracing` span, catching a panic and giving up at the abort
-/// token; logs and emits the outcome.
+/// token; logs and emits the outcome. Returns how it ended and how long it ran.
+// Not inlined into the run task, whose state would then copy this future's twice per run.
+#[inline(never)]
 pub(crate) async fn execute(
     shared: &Shared,
     job: &Arc<dyn Job>,
     ctx: JobContext,
     run: &RunSummary,
-) -> RunEnd {
+) -> (RunEnd, Duration) {
     let span = tracing::info_span!(
         "apsched.run",
         schedule_id = %run.schedule_id,
         nominal_time = %run.nominal_time,
         run_id = %run.run_id,
     );
-    // Timing costs two clock reads per run: only when someone will see it.
-    let timer = shared.has_subscribers().then(tokio::time::Instant::now);
+    // On the monotonic clock: a wall-clock step during the run must not change its duration.
+    let timer = tokio::time::Instant::now();
     let call = AssertUnwindSafe(job.run(ctx))
         .catch_unwind()
         .instrument(span.clone());
@@ -300,7 +319,7 @@ pub(crate) async fn execute(
         outcome = call => Some(outcome),
         () = shared.abort.cancelled() => None,
     };
-    let duration = timer.map(|t| t.elapsed());
+    let duration = timer.elapsed();
     let end = match outcome {
         Some(Ok(Ok(()))) => RunEnd::Succeeded,
         Some(Ok(Err(error))) => RunEnd::Failed(error.to_string()),
@@ -308,17 +327,16 @@ pub(crate) async fn execute(
         None => RunEnd::Aborted,
     };
     span.in_scope(|| report(shared, &end, run.clone(), duration));
-    end
+    (end, duration)
 }
 
 /// Logs and emits how a run ended.
-fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Option<std::time::Duration>) {
+fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
     let RunSummary {
         schedule_id,
         run_id,
         nominal_time,
     } = run;
-    let measured = duration.unwrap_or_default();
     match end {
         RunEnd::Succeeded => {
             tracing::debug!(?duration, "run succeeded");
@@ -326,7 +344,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Option<std::
                 schedule_id,
                 run_id,
                 nominal_time,
-                duration: measured,
+                duration,
             });
         }
         RunEnd::Failed(error) => {
@@ -335,7 +353,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Option<std::
                 schedule_id,
                 run_id,
                 nominal_time,
-                duration: measured,
+                duration,
                 error: error.as_str().into(),
             });
         }

@@ -1,7 +1,12 @@
 //! One schedule's runs in this process: the ones going (counted for `max_instances`, listed
 //! for the shutdown report) and, for the engine's own timetable, a bounded history of its
-//! fires. One lock per schedule, so runs of different schedules never contend; a run takes it
-//! when it is dispatched and when it ends.
+//! fires. One lock per schedule, so runs of different schedules never contend.
+//!
+//! Dispatching a run touches only the short list of runs going; the history is written when
+//! a run ends, by the run's own task, off the engine's path. It keeps the fires with something
+//! to tell (failed, aborted, missed, skipped, up to `keep`) and the latest run that succeeded:
+//! a success is kept where the run writes anyway, so a history costs a healthy schedule
+//! nothing per fire.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,32 +17,122 @@ use uuid::Uuid;
 
 use crate::fires::{FireRecord, FireState, NotRunFire};
 
-/// A fire being run here.
+/// No time recorded.
+const NONE: i64 = i64::MIN;
+
+/// A fire being run (or waiting to): times in microseconds.
 #[derive(Clone, Copy, Debug)]
 struct Going {
     run_id: Uuid,
-    nominal_time: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
+    nominal_us: i64,
+    /// `NONE` while it waits for a concurrency slot; with none to wait for, known at its end.
+    started_us: i64,
+    queued: bool,
 }
 
 /// A fire of the history, kept small: a run that succeeded allocates nothing.
 #[derive(Clone, Debug)]
-struct Past {
-    run_id: Option<Uuid>,
-    nominal_time: DateTime<Utc>,
+struct Record {
+    /// Nil for a fire that did not run.
+    run_id: Uuid,
+    nominal_us: i64,
+    /// When it started, or when it was decided not to run.
+    started_us: i64,
+    /// How long it ran, in microseconds (at most 71 minutes: longer ones say so).
+    ran_us: u32,
     state: FireState,
-    decided_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
     /// The reason a fire did not run, or a failed run's error.
-    detail: Option<Arc<str>>,
+    detail: Option<Arc<String>>,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> Option<DateTime<Utc>> {
+    (us != NONE).then(|| DateTime::from_timestamp_micros(us))?
+}
+
+/// The runs going: nearly always none or one, which sits inline, in memory the run touches
+/// anyway (a list of its own would be one more cache line per fire).
+#[derive(Debug, Default)]
+struct GoingList {
+    first: Option<Going>,
+    rest: Vec<Going>,
+}
+
+impl GoingList {
+    fn push(&mut self, going: Going) {
+        match self.first {
+            None => self.first = Some(going),
+            Some(_) => self.rest.push(going),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Going> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    fn position(&self, run_id: Uuid) -> Option<usize> {
+        self.iter().position(|g| g.run_id == run_id)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Going> {
+        match i {
+            0 => self.first.as_mut(),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Going> {
+        match i {
+            0 => {
+                let first = self.first.take();
+                self.first = self.rest.pop();
+                first
+            }
+            _ if i - 1 < self.rest.len() => Some(self.rest.swap_remove(i - 1)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     /// One entry per run (a catch-up of several fires is one run, at the fire it is at).
-    going: Vec<Going>,
-    past: VecDeque<Past>,
+    going: GoingList,
+    /// The latest run that succeeded, inline: with a ring of its own every fire would write
+    /// one more cache line, and most fires succeed.
+    succeeded: Option<Record>,
+    /// The fires with something to tell (failed, aborted, missed, skipped), oldest first, at
+    /// most `keep`.
+    past: VecDeque<Record>,
+    /// Fires kept in `past`; 0 keeps none (a shared store keeps the history).
+    keep: usize,
+}
+
+impl Inner {
+    fn position(&self, run_id: Uuid) -> Option<usize> {
+        self.going.position(run_id)
+    }
+
+    fn push(&mut self, record: Record) {
+        if self.keep == 0 {
+            return;
+        }
+        if record.state == FireState::Succeeded {
+            self.succeeded = Some(record);
+            return;
+        }
+        if self.past.capacity() == 0 {
+            // Taken once: the history fills it within `keep` fires.
+            self.past.reserve_exact(self.keep);
+        }
+        if self.past.len() == self.keep {
+            self.past.pop_front();
+        }
+        self.past.push_back(record);
+    }
 }
 
 #[derive(Debug)]
@@ -45,24 +140,26 @@ pub(crate) struct ScheduleRuns {
     inner: Mutex<Inner>,
     /// `going.len()`, readable without the lock: the engine reads it for every fire.
     count: AtomicU32,
-    /// Fires kept in `past`; 0 keeps none (a shared store keeps the history).
-    keep: usize,
 }
 
 /// How a run's fire ended, for the history.
 pub(crate) struct Ended {
     pub(crate) state: FireState,
-    pub(crate) started_at: DateTime<Utc>,
-    pub(crate) finished_at: DateTime<Utc>,
-    pub(crate) error: Option<Arc<str>>,
+    /// When it started, in microseconds.
+    pub(crate) started_us: i64,
+    /// How long it ran, on the monotonic clock.
+    pub(crate) duration: std::time::Duration,
+    pub(crate) error: Option<String>,
 }
 
 impl ScheduleRuns {
     pub(crate) fn new(keep: usize) -> Self {
         Self {
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                keep,
+                ..Inner::default()
+            }),
             count: AtomicU32::new(0),
-            keep,
         }
     }
 
@@ -76,19 +173,22 @@ impl ScheduleRuns {
         self.count.load(Ordering::Acquire)
     }
 
-    /// Counts a dispatched run, at its first fire.
-    pub(crate) fn begin(&self, run_id: Uuid, nominal_time: DateTime<Utc>) {
+    /// Counts a dispatched run, at its first fire: running at once when it has no concurrency
+    /// slot to wait for, else queued until [`started`](Self::started).
+    pub(crate) fn begin(&self, run_id: Uuid, nominal_time: DateTime<Utc>, at_once: bool) {
         let mut inner = self.lock();
         inner.going.push(Going {
             run_id,
-            nominal_time,
-            started_at: None,
+            nominal_us: micros(nominal_time),
+            started_us: NONE,
+            queued: !at_once,
         });
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The run `from` moves on to a fire (`run_id`, its next catch-up fire, or the same).
-    pub(crate) fn at(
+    /// The run `from` starts a fire: its first (`run_id` is `from`), or its next catch-up
+    /// fire.
+    pub(crate) fn started(
         &self,
         from: Uuid,
         run_id: Uuid,
@@ -96,11 +196,12 @@ impl ScheduleRuns {
         started_at: DateTime<Utc>,
     ) {
         let mut inner = self.lock();
-        if let Some(going) = inner.going.iter_mut().find(|g| g.run_id == from) {
+        if let Some(going) = inner.position(from).and_then(|i| inner.going.get_mut(i)) {
             *going = Going {
                 run_id,
-                nominal_time,
-                started_at: Some(started_at),
+                nominal_us: micros(nominal_time),
+                started_us: micros(started_at),
+                queued: false,
             };
         }
     }
@@ -109,62 +210,53 @@ impl ScheduleRuns {
     /// and no longer counts (one lock for both).
     pub(crate) fn ended(&self, run_id: Uuid, ended: Ended, release: bool) {
         let mut inner = self.lock();
-        let Some(i) = inner.going.iter().position(|g| g.run_id == run_id) else {
+        let Some(i) = inner.position(run_id) else {
             return;
         };
         let going = if release {
             self.count.fetch_sub(1, Ordering::AcqRel);
-            inner.going.swap_remove(i)
+            inner.going.remove(i)
         } else {
-            inner.going[i]
+            inner.going.get_mut(i).copied()
         };
-        if self.keep > 0 {
-            let past = Past {
-                run_id: Some(run_id),
-                nominal_time: going.nominal_time,
-                state: ended.state,
-                decided_at: ended.started_at,
-                started_at: Some(ended.started_at),
-                finished_at: Some(ended.finished_at),
-                detail: ended.error,
-            };
-            self.push(&mut inner, past);
+        let Some(going) = going else {
+            return;
+        };
+        inner.push(Record {
+            run_id,
+            nominal_us: going.nominal_us,
+            started_us: ended.started_us,
+            ran_us: u32::try_from(ended.duration.as_micros()).unwrap_or(u32::MAX),
+            state: ended.state,
+            detail: ended.error.map(Arc::new),
+        });
+    }
+
+    /// The run `run_id` ends without its fire having run (shutdown came first, or the task
+    /// was dropped): it no longer counts, and leaves no record.
+    pub(crate) fn release(&self, run_id: Uuid) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.position(run_id) {
+            inner.going.remove(i);
+            self.count.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
     /// Records fires that did not run.
     pub(crate) fn not_run(&self, fires: &[NotRunFire], decided_at: DateTime<Utc>) {
-        if self.keep == 0 || fires.is_empty() {
+        let mut inner = self.lock();
+        if inner.keep == 0 {
             return;
         }
-        let mut inner = self.lock();
         for fire in fires {
-            let past = Past {
-                run_id: None,
-                nominal_time: fire.nominal_time,
+            inner.push(Record {
+                run_id: Uuid::nil(),
+                nominal_us: micros(fire.nominal_time),
+                started_us: micros(decided_at),
+                ran_us: 0,
                 state: fire.reason.state(),
-                decided_at,
-                started_at: None,
-                finished_at: None,
-                detail: Some(fire.reason.to_string().into()),
-            };
-            self.push(&mut inner, past);
-        }
-    }
-
-    fn push(&self, inner: &mut Inner, past: Past) {
-        if inner.past.len() == self.keep {
-            inner.past.pop_front();
-        }
-        inner.past.push_back(past);
-    }
-
-    /// The run `run_id` has ended (or was dropped): it no longer counts.
-    pub(crate) fn release(&self, run_id: Uuid) {
-        let mut inner = self.lock();
-        if let Some(i) = inner.going.iter().position(|g| g.run_id == run_id) {
-            inner.going.swap_remove(i);
-            self.count.fetch_sub(1, Ordering::AcqRel);
+                detail: Some(Arc::new(fire.reason.to_string())),
+            });
         }
     }
 
@@ -173,7 +265,7 @@ impl ScheduleRuns {
         self.lock()
             .going
             .iter()
-            .map(|g| (g.run_id, g.nominal_time))
+            .filter_map(|g| Some((g.run_id, time(g.nominal_us)?)))
             .collect()
     }
 
@@ -181,39 +273,51 @@ impl ScheduleRuns {
     pub(crate) fn history(&self, schedule_id: &str, owner: &str, limit: usize) -> Vec<FireRecord> {
         let inner = self.lock();
         let owner = || Some(owner.to_owned());
-        let mut records: Vec<FireRecord> = inner
-            .going
-            .iter()
-            .map(|g| {
-                let state = if g.started_at.is_some() {
-                    FireState::Running
-                } else {
-                    FireState::Queued
-                };
-                FireRecord::new(g.run_id.to_string(), schedule_id, g.nominal_time, state)
-                    .owner(owner())
-                    .epoch(1, u32::from(g.started_at.is_some()))
-                    .times([g.started_at, g.started_at, None])
-            })
-            .chain(inner.past.iter().rev().map(|p| {
-                let ran = p.run_id.is_some();
-                let (reason, error) = if ran {
-                    (None, p.detail.as_deref().map(str::to_owned))
-                } else {
-                    (p.detail.as_deref().map(str::to_owned), None)
-                };
-                let id = p.run_id.map_or_else(
-                    || format!("{schedule_id}@{}", p.nominal_time.timestamp_micros()),
-                    |id| id.to_string(),
-                );
-                FireRecord::new(id, schedule_id, p.nominal_time, p.state)
+        let going = inner.going.iter().filter_map(|g| {
+            let state = if g.queued {
+                FireState::Queued
+            } else {
+                FireState::Running
+            };
+            let started = time(g.started_us);
+            Some(
+                FireRecord::new(
+                    g.run_id.to_string(),
+                    schedule_id,
+                    time(g.nominal_us)?,
+                    state,
+                )
+                .owner(owner())
+                .epoch(1, u32::from(!g.queued))
+                .times([started, started, None]),
+            )
+        });
+        let past = inner.past.iter().chain(&inner.succeeded).filter_map(|r| {
+            let ran = !r.run_id.is_nil();
+            let detail = r.detail.as_deref().cloned();
+            let (reason, error) = if ran { (None, detail) } else { (detail, None) };
+            let id = if ran {
+                r.run_id.to_string()
+            } else {
+                format!("{schedule_id}@{}", r.nominal_us)
+            };
+            let decided = time(r.started_us);
+            let (started, finished) = if ran {
+                let finished = r.started_us.saturating_add(i64::from(r.ran_us));
+                (decided, time(finished))
+            } else {
+                (None, decided)
+            };
+            Some(
+                FireRecord::new(id, schedule_id, time(r.nominal_us)?, r.state)
                     .reason(reason)
                     .owner(owner())
                     .epoch(1, u32::from(ran))
-                    .times([Some(p.decided_at), p.started_at, p.finished_at])
-                    .error(error)
-            }))
-            .collect();
+                    .times([decided, started, finished])
+                    .error(error),
+            )
+        });
+        let mut records: Vec<FireRecord> = going.chain(past).collect();
         records.sort_by_key(|r| std::cmp::Reverse(r.nominal_time));
         records.truncate(limit);
         records
@@ -226,50 +330,108 @@ mod tests {
     use crate::fires::{NotRun, SkipReason};
     use chrono::TimeZone;
 
+    fn t(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, s).unwrap()
+    }
+
+    fn succeeded(at: DateTime<Utc>) -> Ended {
+        Ended {
+            state: FireState::Succeeded,
+            started_us: at.timestamp_micros(),
+            duration: std::time::Duration::ZERO,
+            error: None,
+        }
+    }
+
     #[test]
-    fn the_history_is_bounded_newest_first_and_lists_runs_going() {
-        let t = |s| Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, s).unwrap();
+    fn the_history_keeps_the_fires_with_a_story_the_latest_success_and_runs_going() {
         let runs = ScheduleRuns::new(3);
-        for s in 0..4 {
+        for s in 0..6 {
             let id = Uuid::new_v4();
-            runs.begin(id, t(s));
-            runs.at(id, id, t(s), t(s));
-            runs.ended(
-                id,
-                Ended {
-                    state: FireState::Succeeded,
-                    started_at: t(s),
-                    finished_at: t(s),
-                    error: None,
-                },
-                true,
-            );
+            runs.begin(id, t(s), false);
+            runs.started(id, id, t(s), t(s));
+            let mut ended = succeeded(t(s));
+            if s % 2 == 0 {
+                ended.state = FireState::Failed;
+                ended.error = Some(format!("disk full at {s}"));
+            }
+            runs.ended(id, ended, true);
         }
         runs.not_run(
             &[NotRunFire::new(
-                t(4),
+                t(6),
                 NotRun::Skipped(SkipReason::MaxInstances { running: 1 }),
             )],
-            t(4),
+            t(6),
         );
         let going = Uuid::new_v4();
-        runs.begin(going, t(5));
+        runs.begin(going, t(7), false);
         let history = runs.history("s", "here", 10);
-        let times: Vec<_> = history.iter().map(|r| r.nominal_time).collect();
+        let seen: Vec<_> = history.iter().map(|r| (r.nominal_time, r.state)).collect();
         assert_eq!(
-            times,
-            vec![t(5), t(4), t(3), t(2)],
-            "three kept, plus the run going"
+            seen,
+            vec![
+                (t(7), FireState::Queued),
+                (t(6), FireState::Skipped),
+                (t(5), FireState::Succeeded),
+                (t(4), FireState::Failed),
+                (t(2), FireState::Failed),
+            ],
+            "three kept with a story, the latest success, and the run going"
         );
-        assert_eq!(history[0].state, FireState::Queued);
-        assert_eq!(history[1].state, FireState::Skipped);
         assert_eq!(
             history[1].reason.as_deref(),
             Some("max_instances: 1 run(s) going")
         );
-        assert_eq!(history[2].state, FireState::Succeeded);
+        assert_eq!(history[3].error.as_deref(), Some("disk full at 4"));
         assert_eq!(history[2].owner.as_deref(), Some("here"));
+        assert_eq!(history[2].started_at, Some(t(5)));
+        assert_eq!(history[2].finished_at, Some(t(5)));
         assert_eq!(runs.running(), 1);
         assert_eq!(runs.history("s", "here", 2).len(), 2);
+    }
+
+    #[test]
+    fn a_long_run_is_listed_while_newer_fires_come_and_go() {
+        let runs = ScheduleRuns::new(2);
+        let long = Uuid::new_v4();
+        runs.begin(long, t(0), true);
+        let skipped = NotRun::Skipped(SkipReason::MaxInstances { running: 1 });
+        for s in 1..6 {
+            runs.not_run(&[NotRunFire::new(t(s), skipped)], t(s));
+        }
+        assert_eq!(runs.going(), vec![(long, t(0))]);
+        let states: Vec<_> = runs
+            .history("s", "here", 10)
+            .iter()
+            .map(|r| (r.nominal_time, r.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (t(5), FireState::Skipped),
+                (t(4), FireState::Skipped),
+                (t(0), FireState::Running)
+            ],
+            "two kept, and the run going however old"
+        );
+        // A catch-up run moves on to its next fire: a record of its own.
+        let next = Uuid::new_v4();
+        runs.ended(long, succeeded(t(6)), false);
+        runs.started(long, next, t(1), t(6));
+        assert_eq!(runs.going(), vec![(next, t(1))]);
+        runs.ended(next, succeeded(t(7)), true);
+        assert_eq!(runs.running(), 0);
+        assert!(runs.going().is_empty());
+        // Without a history only the runs going are kept.
+        let bare = ScheduleRuns::new(0);
+        let id = Uuid::new_v4();
+        bare.begin(id, t(0), true);
+        bare.ended(id, succeeded(t(1)), true);
+        assert!(bare.history("s", "here", 10).is_empty());
+        assert_eq!(bare.running(), 0);
+        bare.begin(id, t(2), false);
+        bare.release(id);
+        assert!(bare.going().is_empty() && bare.running() == 0);
     }
 }

@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::change::{Changed, Edit, Prepared};
 use super::dispatch;
 use super::ledger::{Ledger, MAX_BACKOFF};
-use super::run::{RunFire, RunTask, ScheduleRuntime, new_run_id};
-use super::runs::ScheduleRuns;
+use super::run::{Fires, RunFire, RunTask, ScheduleRuntime, new_run_id};
 use super::state::Shared;
-use super::{Changed, Edit, Prepared};
 use crate::error::{Error, Result, error_chain};
 use crate::event::{Event, RunSummary};
 use crate::fires::FireRecord;
@@ -256,11 +255,9 @@ impl SharedTimetable {
             // cannot change; the lease runs out and an instance that knows it takes it.
             return None;
         };
-        let runs = Arc::new(ScheduleRuns::new(0));
-        let runtime = ScheduleRuntime::new(&self.shared, &claimed.schedule, job, runs);
-        let fires = claimed
+        let fires: Fires = claimed
             .fires
-            .into_iter()
+            .iter()
             .map(|held| {
                 let run_id = new_run_id();
                 let summary = RunSummary {
@@ -268,15 +265,21 @@ impl SharedTimetable {
                     run_id,
                     nominal_time: held.nominal_time,
                 };
-                self.ledger.hold(&held, summary);
+                self.ledger.hold(held, summary);
                 RunFire {
                     nominal_time: held.nominal_time,
                     run_id,
-                    held: Some(held),
                 }
             })
             .collect();
-        dispatch::submit(&runtime, fires, Some(Arc::clone(&self.ledger)))
+        let runtime = ScheduleRuntime::claimed(
+            &self.shared,
+            &claimed.schedule,
+            job,
+            Arc::clone(&self.ledger),
+            claimed.fires.into_boxed_slice(),
+        );
+        dispatch::submit(&runtime, fires)
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<Schedule>> {

@@ -1,19 +1,18 @@
 //! What the engine, the handles and the running jobs share.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono_tz::Tz;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::run::Collector;
 use crate::clock::Clock;
 use crate::context::StateMap;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, ShutdownReport};
 use crate::job::Job;
 
 /// Where a scheduler is in its life.
@@ -47,6 +46,22 @@ impl SchedulerState {
             2 => Self::Paused,
             _ => Self::Stopped,
         }
+    }
+}
+
+/// The outcome of the runs that were going when shutdown began, filled in by the runs.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    report: Mutex<ShutdownReport>,
+}
+
+impl Collector {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ShutdownReport> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn take(&self) -> ShutdownReport {
+        std::mem::take(&mut *self.lock())
     }
 }
 

@@ -25,9 +25,13 @@ pub(super) struct Entry {
     pub(super) runs: Arc<ScheduleRuns>,
     /// `None`: the job is not registered here; the schedule is kept but never dispatched.
     pub(super) runtime: Option<Arc<ScheduleRuntime>>,
-    /// Its place in the timetable: (due time with jitter, insertion order).
-    slot: Option<(DateTime<Utc>, u64)>,
+    /// Its place in the timetable, and its due time (with jitter).
+    slot: Option<(Slot, DateTime<Utc>)>,
 }
+
+/// A place in the timetable: the due time in microseconds (cheaper to compare than a
+/// `DateTime`, on every insert), then the order of insertion.
+type Slot = (i64, u64);
 
 impl Entry {
     pub(super) fn new(
@@ -71,7 +75,7 @@ pub(super) struct Table {
     slab: Vec<Option<Entry>>,
     free: Vec<Key>,
     ids: HashMap<Arc<str>, Key>,
-    timetable: BTreeMap<(DateTime<Utc>, u64), Key>,
+    timetable: BTreeMap<Slot, Key>,
     sequence: u64,
 }
 
@@ -123,7 +127,7 @@ impl Table {
     pub(super) fn remove(&mut self, id: &str) -> Option<Entry> {
         let key = self.ids.remove(id)?;
         let entry = self.slab.get_mut(key as usize)?.take()?;
-        if let Some(slot) = entry.slot {
+        if let Some((slot, _)) = entry.slot {
             self.timetable.remove(&slot);
         }
         self.free.push(key);
@@ -144,7 +148,7 @@ impl Table {
             return;
         };
         entry.schedule.next_run_time = next;
-        if let Some(slot) = entry.slot.take() {
+        if let Some((slot, _)) = entry.slot.take() {
             self.timetable.remove(&slot);
         }
         if let (Some(next), Some(_)) = (next, &entry.runtime) {
@@ -154,27 +158,27 @@ impl Table {
                 next
             };
             self.sequence += 1;
-            let slot = (due, self.sequence);
+            let slot = (due.timestamp_micros(), self.sequence);
             self.timetable.insert(slot, key);
-            entry.slot = Some(slot);
+            entry.slot = Some((slot, due));
         }
     }
 
     /// The earliest due time.
     pub(super) fn first_due(&self) -> Option<DateTime<Utc>> {
-        self.timetable.first_key_value().map(|((due, _), _)| *due)
+        let (_, &key) = self.timetable.first_key_value()?;
+        Some(self.entry(key)?.slot?.1)
     }
 
-    /// Takes the earliest entry out of the timetable if it is due at `now`.
-    pub(super) fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(Key, DateTime<Utc>)> {
-        let (&(due, _), _) = self.timetable.first_key_value()?;
-        if due > now {
+    /// Takes the earliest entry out of the timetable if it is due at `now_us` (microseconds):
+    /// its key and its due time.
+    pub(super) fn pop_due(&mut self, now_us: i64) -> Option<(Key, DateTime<Utc>)> {
+        let (&(due_us, _), _) = self.timetable.first_key_value()?;
+        if due_us > now_us {
             return None;
         }
-        let ((due, _), key) = self.timetable.pop_first()?;
-        if let Some(entry) = self.entry_mut(key) {
-            entry.slot = None;
-        }
+        let (_, key) = self.timetable.pop_first()?;
+        let (_, due) = self.entry_mut(key)?.slot.take()?;
         Some((key, due))
     }
 }

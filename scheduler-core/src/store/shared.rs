@@ -168,11 +168,11 @@ impl Planner {
             now: due.now,
             running: due.running,
         });
-        let next_run_time = policy::next_run_time(due.schedule, &plan, due.now);
-        let next_due_time = if plan.last.is_some() {
-            next_run_time.map(|next| apply_jitter(next, due.schedule.trigger.jitter()))
-        } else {
+        let next_run_time = policy::next_run_time(due.schedule, plan.after, due.now);
+        let next_due_time = if plan.after == policy::After::Unchanged {
             Some(due.due_time)
+        } else {
+            next_run_time.map(|next| apply_jitter(next, due.schedule.trigger.jitter()))
         };
         FirePlan {
             run: plan.run.as_slice().to_vec(),
