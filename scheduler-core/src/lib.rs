@@ -107,7 +107,7 @@
 //! | Name | Description | Default? |
 //! | --- | --- | --- |
 //! | `api` | The REST API's model, routing and error mapping ([`api`]), shared by the web adapters | no |
-//! | `test-util` | The store conformance suite, for crates that implement [`JobStore`](store::JobStore) | no |
+//! | `test-util` | The store conformance suites (`store::conformance`), for crates that implement [`JobStore`](store::JobStore) or [`SharedStore`](store::SharedStore) | no |
 //!
 //! # Supported Rust versions
 //!

@@ -32,6 +32,16 @@
 //! # }
 //! ```
 //!
+//! The store coordinates instances, so it is given to `SchedulerBuilder::shared_store` and
+//! nowhere else: `SchedulerBuilder::store` (a timetable of the scheduler's own, which runs every
+//! fire in its process) does not take it.
+//!
+//! ```compile_fail,E0277
+//! # async fn wrong(store: store_sea_orm::Store) {
+//! let scheduler = scheduler_core::Scheduler::builder().store(store); // not a JobStore
+//! # }
+//! ```
+//!
 //! # How it holds
 //!
 //! - A claim is one transaction: due schedules are locked (`FOR UPDATE SKIP LOCKED` on

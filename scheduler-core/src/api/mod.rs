@@ -15,7 +15,7 @@
 //! | `DELETE /scheduler/jobs/{id}` | 204 |
 //! | `POST /scheduler/jobs/{id}/{pause,resume}` | 200, the job |
 //! | `POST /scheduler/jobs/{id}/run` | 202, the job: the run is queued on the scheduler, never executed inside the request |
-//! | `GET /scheduler/jobs/{id}/runs?limit=N` | 200, its recent fires, newest first (shared stores; 501 otherwise) |
+//! | `GET /scheduler/jobs/{id}/runs?limit=N` | 200, its recent fires, newest first (every store) |
 //!
 //! Every error is JSON `{"error_message": "..."}` with its status: 400 (malformed JSON, a bad
 //! trigger or option, an unknown job name), 401 with `WWW-Authenticate` (missing or wrong

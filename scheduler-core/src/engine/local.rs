@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use super::change::{Changed, Edit, Prepared};
 use super::dispatch::{self, SPAWN_CHUNK};
 use super::run::{Fires, RunFire, RunTask, new_run_id};
-use super::runs::ScheduleRuns;
 use super::state::Shared;
 use super::table::{Entry, Table};
 use crate::error::{Error, Result, error_chain};
@@ -56,10 +55,6 @@ impl LocalTimetable {
         });
     }
 
-    fn new_runs(&self) -> Arc<ScheduleRuns> {
-        Arc::new(ScheduleRuns::new(self.shared.history_limit))
-    }
-
     /// Reads the store's schedules into the timetable, once.
     pub(crate) async fn load(&mut self) -> Result<()> {
         if self.loaded {
@@ -87,8 +82,7 @@ impl LocalTimetable {
                 });
             }
             // A stored time is a fire the store already promised: no new jitter.
-            let entry = Entry::new(&self.shared, schedule, job, self.new_runs());
-            self.table.insert(entry, false);
+            self.table.insert(Entry::new(schedule, job), false);
         }
         self.loaded = true;
         Ok(())
@@ -113,21 +107,21 @@ impl LocalTimetable {
             let Some((key, due_time)) = self.table.pop_due(now_us) else {
                 break;
             };
-            let Some(entry) = self.table.entry(key) else {
-                continue;
-            };
-            let Some(runtime) = &entry.runtime else {
+            let Some(entry) = self.table.entry_mut(key) else {
                 continue;
             };
             let plan = policy::plan(Due {
                 schedule: &entry.schedule,
                 due_time,
                 now,
-                running: entry.runs.running(),
+                running: entry.running(),
             });
+            let Some(runtime) = entry.runtime(&self.shared, self.shared.history_limit) else {
+                continue;
+            };
             if !plan.not_run.is_empty() {
-                dispatch::not_run(&self.shared, &entry.schedule.id, &plan.not_run);
-                entry.runs.not_run(&plan.not_run, now);
+                dispatch::not_run(&self.shared, &runtime.context.schedule_id, &plan.not_run);
+                runtime.runs.not_run(&plan.not_run, now);
             }
             let fire = |nominal_time| RunFire {
                 nominal_time,
@@ -237,12 +231,11 @@ impl LocalTimetable {
             }
         }
         for new in batch {
+            let mut entry = Entry::new(new.schedule, Some(new.job));
             // A replaced schedule keeps counting its runs that are still going.
-            let runs = self
-                .table
-                .remove(&new.schedule.id)
-                .map_or_else(|| self.new_runs(), |old| old.runs);
-            let entry = Entry::new(&self.shared, new.schedule, Some(new.job), runs);
+            if let Some(old) = self.table.remove(&entry.schedule.id) {
+                entry.inherit(&self.shared, old);
+            }
             self.table.insert(entry, new.jitter);
         }
         Ok(())
@@ -278,7 +271,11 @@ impl LocalTimetable {
         }
         if let Some(key) = self.table.key(id) {
             if let Some(entry) = self.table.entry_mut(key) {
-                entry.runs.not_run(&edit.not_run, now);
+                if !edit.not_run.is_empty() {
+                    if let Some(runtime) = entry.runtime(&self.shared, self.shared.history_limit) {
+                        runtime.runs.not_run(&edit.not_run, now);
+                    }
+                }
                 let moved = entry.schedule.next_run_time != after.next_run_time;
                 entry.set_schedule(&self.shared, after.clone());
                 if moved || edit.retime {
@@ -318,16 +315,17 @@ impl LocalTimetable {
     }
 
     /// One extra run of a schedule now.
-    pub(crate) fn run_now(&self, id: &str) -> Result<RunTask> {
+    pub(crate) fn run_now(&mut self, id: &str) -> Result<RunTask> {
         let entry = self
             .table
-            .get(id)
+            .key(id)
+            .and_then(|key| self.table.entry_mut(key))
             .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
-        let Some(runtime) = &entry.runtime else {
+        policy::run_now(&entry.schedule, entry.running())?;
+        let Some(runtime) = entry.runtime(&self.shared, self.shared.history_limit) else {
             let name = entry.schedule.job.as_deref().unwrap_or("<job value>");
             return Err(Error::UnknownJob(name.to_owned()));
         };
-        policy::run_now(&entry.schedule, entry.runs.running())?;
         let fire = RunFire {
             nominal_time: whole_micros(self.shared.clock.now()),
             run_id: new_run_id(),
@@ -340,9 +338,9 @@ impl LocalTimetable {
             .table
             .get(id)
             .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
-        Ok(entry
-            .runs
-            .history(&entry.schedule.id, &self.shared.instance, limit))
+        Ok(entry.runs().map_or_else(Vec::new, |runs| {
+            runs.history(&entry.schedule.id, &self.shared.instance, limit)
+        }))
     }
 
     /// The runs still going, for the shutdown report: after the abort, only jobs that block
@@ -350,10 +348,9 @@ impl LocalTimetable {
     pub(crate) fn running(&self) -> Vec<RunSummary> {
         self.table
             .entries()
-            .flat_map(|entry| {
-                entry
-                    .runs
-                    .going()
+            .filter_map(|entry| Some((entry, entry.runs()?)))
+            .flat_map(|(entry, runs)| {
+                runs.going()
                     .into_iter()
                     .map(|(run_id, nominal_time)| RunSummary {
                         schedule_id: Arc::clone(&entry.schedule.id),

@@ -20,11 +20,12 @@ pub(super) type Key = u32;
 
 pub(super) struct Entry {
     pub(super) schedule: Schedule,
-    /// Its runs here and their history (kept when the schedule is replaced, so runs going go
-    /// on counting against `max_instances`).
-    pub(super) runs: Arc<ScheduleRuns>,
     /// `None`: the job is not registered here; the schedule is kept but never dispatched.
-    pub(super) runtime: Option<Arc<ScheduleRuntime>>,
+    job: Option<Arc<dyn Job>>,
+    /// What runs it, made at its first fire (or history record): a schedule that has not run
+    /// yet costs nothing more. Kept when the schedule is replaced, so its runs going go on
+    /// counting against `max_instances`.
+    runtime: Option<Arc<ScheduleRuntime>>,
     /// Its place in the timetable, and its due time (with jitter).
     slot: Option<(Slot, DateTime<Utc>)>,
 }
@@ -34,19 +35,55 @@ pub(super) struct Entry {
 type Slot = (i64, u64);
 
 impl Entry {
-    pub(super) fn new(
-        shared: &Arc<Shared>,
-        schedule: Schedule,
-        job: Option<Arc<dyn Job>>,
-        runs: Arc<ScheduleRuns>,
-    ) -> Self {
-        let runtime =
-            job.map(|job| ScheduleRuntime::new(shared, &schedule, job, Arc::clone(&runs)));
+    pub(super) fn new(schedule: Schedule, job: Option<Arc<dyn Job>>) -> Self {
         Self {
             schedule,
-            runs,
-            runtime,
+            job,
+            runtime: None,
             slot: None,
+        }
+    }
+
+    /// Whether this process can run it.
+    pub(super) fn runnable(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// What runs it, made now if it has not run yet; `None` when its job is unknown here.
+    pub(super) fn runtime(
+        &mut self,
+        shared: &Arc<Shared>,
+        keep: usize,
+    ) -> Option<&Arc<ScheduleRuntime>> {
+        let job = self.job.as_ref()?;
+        if self.runtime.is_none() {
+            let runs = Arc::new(ScheduleRuns::new(keep));
+            let runtime = ScheduleRuntime::new(shared, &self.schedule, Arc::clone(job), runs);
+            self.runtime = Some(runtime);
+        }
+        self.runtime.as_ref()
+    }
+
+    /// Its runs in this process, if it ever had any.
+    pub(super) fn runs(&self) -> Option<&Arc<ScheduleRuns>> {
+        Some(&self.runtime.as_ref()?.runs)
+    }
+
+    /// Runs going.
+    pub(super) fn running(&self) -> u32 {
+        self.runs().map_or(0, |runs| runs.running())
+    }
+
+    /// Takes over the runs of the schedule this one replaces.
+    pub(super) fn inherit(&mut self, shared: &Arc<Shared>, old: Self) {
+        if let (Some(job), Some(runtime)) = (&self.job, old.runtime) {
+            let runs = Arc::clone(&runtime.runs);
+            self.runtime = Some(ScheduleRuntime::new(
+                shared,
+                &self.schedule,
+                Arc::clone(job),
+                runs,
+            ));
         }
     }
 
@@ -62,7 +99,7 @@ impl Entry {
                     shared,
                     &schedule,
                     job,
-                    Arc::clone(&self.runs),
+                    Arc::clone(&runtime.runs),
                 ));
             }
         }
@@ -151,7 +188,7 @@ impl Table {
         if let Some((slot, _)) = entry.slot.take() {
             self.timetable.remove(&slot);
         }
-        if let (Some(next), Some(_)) = (next, &entry.runtime) {
+        if let (Some(next), true) = (next, entry.runnable()) {
             let due = if jitter {
                 apply_jitter(next, entry.schedule.trigger.jitter())
             } else {
