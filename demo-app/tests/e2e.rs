@@ -515,25 +515,39 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
 fn a_memory_schedule_in_a_service_of_several_processes_is_warned_about() {
     let db = temp_db("memory-warned");
     let log = db.with_extension("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("PORT", free_port().to_string())
+        .env("PORT", port.to_string())
         .env("SCHEDULER_STORE", "memory")
         .env("WEB_CONCURRENCY", "4")
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
+    let demo = Demo { child, port };
     // The warning comes when the scheduler starts, before the server listens.
     let warned = poll("the server to listen", Duration::from_secs(60), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.contains("listening on").then_some(text)
     });
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         warned.contains("WEB_CONCURRENCY=4") && warned.contains("each of them runs every fire"),
         "{warned}"
+    );
+    // Its history answers without a shared store: the first update, run at start.
+    let runs = poll(
+        "the first run in the history",
+        Duration::from_secs(10),
+        || {
+            let reply = demo.get("/scheduler/jobs/update-db/runs");
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.json().as_array().filter(|r| !r.is_empty()).cloned()
+        },
+    );
+    assert!(
+        matches!(runs[0]["state"].as_str(), Some("running" | "succeeded")),
+        "{runs:?}"
     );
 }
 
