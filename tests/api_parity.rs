@@ -270,6 +270,59 @@ async fn scheduler_pause_resume_start_shutdown(framework: Framework) {
     let again = c.post("/scheduler/start").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.error(), "the scheduler is already running");
+    // A body other than the documented one is refused, and the scheduler keeps running.
+    let refused = [
+        (json!("now"), "shutdown body: expected a JSON object"),
+        (json!([]), "shutdown body: expected a JSON object"),
+        (json!(null), "shutdown body: expected a JSON object"),
+        (
+            json!({"deadline_secs": 5}),
+            "shutdown body: unknown field \"deadline_secs\"",
+        ),
+        (
+            json!({"wait": "no"}),
+            "shutdown body: \"wait\" must be true or false, got \"no\"",
+        ),
+        (
+            json!({"deadline_seconds": -1}),
+            "shutdown body: \"deadline_seconds\" must be a number of seconds from 0 to 3600",
+        ),
+        (
+            json!({"deadline_seconds": 86400}),
+            "shutdown body: \"deadline_seconds\" must be a number of seconds from 0 to 3600",
+        ),
+        (
+            json!({"wait": false, "deadline_seconds": 5}),
+            "shutdown body: \"wait\": false stops without waiting",
+        ),
+    ];
+    for (body, message) in refused {
+        let reply = c.post_json("/scheduler/shutdown", body.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            reply
+                .error()
+                .starts_with(&format!("invalid request: {message}")),
+            "{body}: {}",
+            reply.error()
+        );
+        assert_eq!(
+            c.get("/scheduler").await.json()["state"],
+            "running",
+            "{body}"
+        );
+    }
+    let form = c
+        .send(
+            Method::POST,
+            "/scheduler/shutdown",
+            Some("application/x-www-form-urlencoded"),
+            Bytes::from_static(b"now"),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(form.error().contains("must be JSON"), "{}", form.error());
+    assert_eq!(c.get("/scheduler").await.json()["state"], "running");
     let reply = c
         .post_json("/scheduler/shutdown", json!({"wait": false}))
         .await;

@@ -20,20 +20,8 @@ fn readme_quick_start_is_the_quickstart_example() {
     );
 }
 
-#[test]
-fn readme_shared_store_snippet_is_the_several_instances_example() {
-    let readme = include_str!("../README.md");
-    let example = include_str!("../examples/several_instances.rs");
-    let section = readme
-        .find("## Running several instances")
-        .expect("the README's section");
-    let fence = "```rust\n";
-    let start = section
-        + readme[section..]
-            .find(fence)
-            .expect("a rust block in the section")
-        + fence.len();
-    let end = start + readme[start..].find("```").expect("the block ends");
+/// The marked part of an example (`// [readme]` to `// [/readme]`), unindented.
+fn marked(example: &str) -> String {
     let from = example
         .find("// [readme]\n")
         .expect("the example marks its README part")
@@ -41,13 +29,44 @@ fn readme_shared_store_snippet_is_the_several_instances_example() {
     let to = example
         .find("    // [/readme]")
         .expect("the marked part ends");
-    let example: Vec<&str> = example[from..to]
+    let lines: Vec<&str> = example[from..to]
         .lines()
         .map(|line| line.strip_prefix("    ").unwrap_or(line))
         .collect();
+    lines.join("\n")
+}
+
+/// The first rust block after `heading`.
+fn block_after<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let section = readme.find(heading).expect("the README's section");
+    let fence = "```rust\n";
+    let start = section
+        + readme[section..]
+            .find(fence)
+            .expect("a rust block in the section")
+        + fence.len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    &readme[start..end]
+}
+
+#[test]
+fn readme_shared_store_snippet_is_the_several_instances_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/several_instances.rs");
     assert_eq!(
-        readme[start..end].trim(),
-        example.join("\n").trim(),
+        block_after(readme, "## Running several instances").trim(),
+        marked(example).trim(),
         "README's shared-store snippet and examples/several_instances.rs differ"
+    );
+}
+
+#[test]
+fn readme_web_service_snippet_is_the_axum_service_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/axum_service.rs");
+    assert_eq!(
+        block_after(readme, "## In an axum or warp service").trim(),
+        marked(example).trim(),
+        "README's web service snippet and examples/axum_service.rs differ"
     );
 }

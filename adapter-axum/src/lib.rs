@@ -28,8 +28,8 @@
 //!         .with_state(handle.clone());
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //!     // Starts the scheduler, serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
-//!     let report = serve(listener, app, handle).await?;
-//!     println!("{} run(s) finished during shutdown", report.finished.len());
+//!     let stopped = serve(listener, app, handle).await?;
+//!     println!("{} run(s) finished during shutdown", stopped.report.finished.len());
 //!     Ok(())
 //! }
 //! ```
@@ -47,8 +47,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE};
-use scheduler_core::{SchedulerHandle, ShutdownReport};
+use scheduler_core::SchedulerHandle;
+use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use tokio::net::TcpListener;
 
 /// What [`serve`] can fail with.
@@ -125,30 +125,31 @@ fn into_axum(response: http::Response<Bytes>) -> Response {
     response.map(Body::from).into_response()
 }
 
-/// Serves `router` on `listener` with the scheduler, in order: starts the scheduler (unless it
-/// runs already) before the first connection is accepted; on Ctrl-C or SIGTERM
-/// ([`api::shutdown_signal`]) stops accepting and lets requests in flight finish; then shuts
-/// the scheduler down, giving running jobs 30 s. Returns the scheduler's shutdown report.
+/// Serves `router` on `listener` with the scheduler, as [`Lifecycle`] orders it: the
+/// scheduler starts before the first connection is accepted; on SIGTERM or Ctrl-C no run
+/// starts any more and the server drains its requests, both up to
+/// [`DEFAULT_SHUTDOWN_DEADLINE`] (25 s, under Kubernetes' default 30 s grace period), after
+/// which what is left is aborted and dropped; a second signal ends the wait at once. Returns
+/// how it ended, the scheduler's shutdown report included.
+///
+/// For a listener or make-service of your own, use [`Lifecycle`] with
+/// `axum::serve(..).with_graceful_shutdown(lifecycle.shutdown_signal())` directly.
 ///
 /// # Errors
 ///
-/// When the scheduler cannot start (a store that cannot be read), or the server fails.
+/// When the signals cannot be watched, the scheduler cannot start (a store that cannot be
+/// read) or stop, or the server fails.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     scheduler: SchedulerHandle,
-) -> Result<ShutdownReport, Error> {
-    serve_with_shutdown(
-        listener,
-        router,
-        scheduler,
-        api::shutdown_signal(),
-        DEFAULT_SHUTDOWN_DEADLINE,
-    )
-    .await
+) -> Result<Stopped<()>, Error> {
+    let lifecycle = Lifecycle::start(scheduler, DEFAULT_SHUTDOWN_DEADLINE).await?;
+    run(listener, router, lifecycle).await
 }
 
-/// [`serve`] that stops on `signal` and gives running jobs `deadline`.
+/// [`serve`] that begins the shutdown when `signal` completes (and watches no signal itself:
+/// force it with [`SchedulerHandle::abort`]), with `deadline` for requests and jobs.
 ///
 /// ```no_run
 /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, handle: scheduler_core::SchedulerHandle) -> Result<(), adapter_axum::Error> {
@@ -162,21 +163,26 @@ pub async fn serve(
 ///
 /// # Errors
 ///
-/// When the scheduler cannot start (a store that cannot be read), or the server fails.
+/// When the scheduler cannot start (a store that cannot be read) or stop, or the server fails.
 pub async fn serve_with_shutdown(
     listener: TcpListener,
     router: Router,
     scheduler: SchedulerHandle,
     signal: impl Future<Output = ()> + Send + 'static,
     deadline: Duration,
-) -> Result<ShutdownReport, Error> {
-    api::start_if_needed(&scheduler).await?;
+) -> Result<Stopped<()>, Error> {
+    let lifecycle = Lifecycle::start_with(scheduler, deadline, signal).await?;
+    run(listener, router, lifecycle).await
+}
+
+async fn run(
+    listener: TcpListener,
+    router: Router,
+    lifecycle: Lifecycle,
+) -> Result<Stopped<()>, Error> {
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving, with the scheduler running");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(signal)
-        .await?;
-    tracing::info!("server stopped; shutting the scheduler down");
-    Ok(api::stop(&scheduler, deadline).await?)
+    let server = axum::serve(listener, router).with_graceful_shutdown(lifecycle.shutdown_signal());
+    Ok(lifecycle.serve(server).await?.transpose()?)
 }

@@ -26,8 +26,8 @@
 //!     let app = count.or(api_routes(Api::with_bearer_token(handle.clone(), "s3cret")));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //!     // Starts the scheduler, serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
-//!     let report = serve(listener, app, handle).await?;
-//!     println!("{} run(s) finished during shutdown", report.finished.len());
+//!     let stopped = serve(listener, app, handle).await?;
+//!     println!("{} run(s) finished during shutdown", stopped.report.finished.len());
 //!     Ok(())
 //! }
 //! ```
@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE};
-use scheduler_core::{SchedulerHandle, ShutdownReport};
+use scheduler_core::SchedulerHandle;
+use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use tokio::net::TcpListener;
 use warp::filters::path::FullPath;
 use warp::http::HeaderMap;
@@ -175,58 +175,69 @@ where
     Ok(collected.freeze())
 }
 
-/// Serves `filter` on `listener` with the scheduler, in order: starts the scheduler (unless it
-/// runs already) before the first connection is accepted; on Ctrl-C or SIGTERM
-/// ([`api::shutdown_signal`]) stops accepting and lets requests in flight finish; then shuts
-/// the scheduler down, giving running jobs 30 s. Returns the scheduler's shutdown report.
+/// Serves `filter` on `listener` with the scheduler, as [`Lifecycle`] orders it: the
+/// scheduler starts before the first connection is accepted; on SIGTERM or Ctrl-C no run
+/// starts any more and the server drains its requests, both up to
+/// [`DEFAULT_SHUTDOWN_DEADLINE`] (25 s, under Kubernetes' default 30 s grace period), after
+/// which what is left is aborted and dropped; a second signal ends the wait at once. Returns
+/// how it ended, the scheduler's shutdown report included.
+///
+/// For a server of your own, use [`Lifecycle`] with
+/// `warp::serve(..).incoming(..).graceful(lifecycle.shutdown_signal()).run()` directly.
 ///
 /// # Errors
 ///
-/// When the scheduler cannot start (a store that cannot be read).
+/// When the signals cannot be watched, or the scheduler cannot start (a store that cannot be
+/// read) or stop.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     scheduler: SchedulerHandle,
-) -> Result<ShutdownReport, Error>
+) -> Result<Stopped<()>, Error>
 where
     F: Filter<Error = Rejection> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
-    serve_with_shutdown(
-        listener,
-        filter,
-        scheduler,
-        api::shutdown_signal(),
-        DEFAULT_SHUTDOWN_DEADLINE,
-    )
-    .await
+    let lifecycle = Lifecycle::start(scheduler, DEFAULT_SHUTDOWN_DEADLINE).await?;
+    run(listener, filter, lifecycle).await
 }
 
-/// [`serve`] that stops on `signal` and gives running jobs `deadline`.
+/// [`serve`] that begins the shutdown when `signal` completes (and watches no signal itself:
+/// force it with [`SchedulerHandle::abort`]), with `deadline` for requests and jobs.
 ///
 /// # Errors
 ///
-/// When the scheduler cannot start (a store that cannot be read).
+/// When the scheduler cannot start (a store that cannot be read) or stop.
 pub async fn serve_with_shutdown<F>(
     listener: TcpListener,
     filter: F,
     scheduler: SchedulerHandle,
     signal: impl Future<Output = ()> + Send + 'static,
     deadline: Duration,
-) -> Result<ShutdownReport, Error>
+) -> Result<Stopped<()>, Error>
 where
     F: Filter<Error = Rejection> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
-    api::start_if_needed(&scheduler).await?;
+    let lifecycle = Lifecycle::start_with(scheduler, deadline, signal).await?;
+    run(listener, filter, lifecycle).await
+}
+
+async fn run<F>(
+    listener: TcpListener,
+    filter: F,
+    lifecycle: Lifecycle,
+) -> Result<Stopped<()>, Error>
+where
+    F: Filter<Error = Rejection> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving, with the scheduler running");
     }
-    warp::serve(filter)
+    let server = warp::serve(filter)
         .incoming(listener)
-        .graceful(signal)
-        .run()
-        .await;
-    tracing::info!("server stopped; shutting the scheduler down");
-    Ok(api::stop(&scheduler, deadline).await?)
+        .graceful(lifecycle.shutdown_signal())
+        .run();
+    Ok(lifecycle.serve(server).await?)
 }

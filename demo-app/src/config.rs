@@ -61,6 +61,9 @@ pub struct Config {
     /// `SCHEDULER_LEASE_SECS` (default 30): how long an instance that dies holds the fire it
     /// was running before another instance runs it again.
     pub lease: Duration,
+    /// `SHUTDOWN_DEADLINE_SECS` (default 8, at most 3600): after SIGTERM or Ctrl-C, how long
+    /// requests in flight and running updates get before they are cut off.
+    pub shutdown_deadline: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -74,6 +77,7 @@ impl fmt::Debug for Config {
             .field("framework", &self.framework)
             .field("scheduler_store", &self.scheduler_store)
             .field("lease", &self.lease)
+            .field("shutdown_deadline", &self.shutdown_deadline)
             .finish()
     }
 }
@@ -204,6 +208,22 @@ impl Config {
                     )
                 })?,
         };
+        let shutdown_deadline = match lookup("SHUTDOWN_DEADLINE_SECS") {
+            None => Duration::from_secs(8),
+            Some(value) => value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=3600.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    error(
+                        "SHUTDOWN_DEADLINE_SECS",
+                        &value,
+                        "must be a number of seconds, from 0 to 3600",
+                    )
+                })?,
+        };
         Ok(Self {
             host,
             port,
@@ -213,6 +233,7 @@ impl Config {
             framework,
             scheduler_store,
             lease,
+            shutdown_deadline,
         })
     }
 
@@ -221,7 +242,7 @@ impl Config {
     #[must_use]
     pub fn summary(&self) -> String {
         format!(
-            "framework={} HOST={} PORT={} DATABASE_URL={} SCHEDULER_STORE={} SCHEDULER_LEASE_SECS={} UPDATE_INTERVAL_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
+            "framework={} HOST={} PORT={} DATABASE_URL={} SCHEDULER_STORE={} SCHEDULER_LEASE_SECS={} UPDATE_INTERVAL_SECS={} SHUTDOWN_DEADLINE_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
             self.framework,
             self.host,
             self.port,
@@ -229,6 +250,7 @@ impl Config {
             self.scheduler_store,
             self.lease.as_secs(),
             self.update_interval.as_secs(),
+            self.shutdown_deadline.as_secs_f64(),
             if self.api_token.is_some() {
                 "(set)"
             } else {
@@ -286,6 +308,9 @@ mod tests {
         assert_eq!(c.api_token, None);
         assert_eq!(c.scheduler_store, SchedulerStore::Database);
         assert_eq!(c.lease, Duration::from_secs(30));
+        assert_eq!(c.shutdown_deadline, Duration::from_secs(8));
+        let c = config(&[("SHUTDOWN_DEADLINE_SECS", "2.5")]).unwrap();
+        assert_eq!(c.shutdown_deadline, Duration::from_millis(2500));
         let c = config(&[("SCHEDULER_STORE", "memory"), ("SCHEDULER_LEASE_SECS", "2")]).unwrap();
         assert_eq!(
             (c.scheduler_store, c.lease),
@@ -323,6 +348,10 @@ mod tests {
             (
                 ("SCHEDULER_LEASE_SECS", "0"),
                 "SCHEDULER_LEASE_SECS=\"0\": must be a whole number of seconds, from 1 to 3600",
+            ),
+            (
+                ("SHUTDOWN_DEADLINE_SECS", "-1"),
+                "SHUTDOWN_DEADLINE_SECS=\"-1\": must be a number of seconds, from 0 to 3600",
             ),
         ];
         for ((name, value), message) in cases {

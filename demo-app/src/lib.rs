@@ -15,9 +15,7 @@ pub mod web_axum;
 #[cfg(feature = "warp")]
 pub mod web_warp;
 
-use std::time::Duration;
-
-use apsched::api::Api;
+use apsched::api::{Api, Lifecycle, Stopped};
 use apsched::sea_orm::{Store, StoreOptions};
 use apsched::trigger::IntervalTrigger;
 use apsched::{FirstRun, JobContext, JobError, NewSchedule, Scheduler};
@@ -26,10 +24,6 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Framework, SchedulerStore, redact};
 use crate::pages::AppState;
-
-/// How long an update in progress gets to commit at shutdown: well within the 10 s a process
-/// supervisor usually waits after SIGTERM.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
 
 /// The id of the update schedule (for the REST API: `/scheduler/jobs/update-db`).
 pub const SCHEDULE_ID: &str = "update-db";
@@ -45,6 +39,7 @@ pub struct Db(pub DatabaseConnection);
 /// The database's error; the run is reported failed and the next one happens as planned.
 pub async fn update_db(ctx: JobContext) -> Result<(), JobError> {
     let Db(db) = ctx.state::<Db>()?;
+    tracing::info!(nominal_time = %ctx.nominal_fire_time(), "update started");
     match db::record_update(db, ctx.nominal_fire_time(), ctx.started_at()).await {
         Ok(true) => {
             tracing::info!(nominal_time = %ctx.nominal_fire_time(), "database updated");
@@ -61,12 +56,13 @@ pub async fn update_db(ctx: JobContext) -> Result<(), JobError> {
     }
 }
 
-/// Runs the demo until Ctrl-C or SIGTERM.
+/// Runs the demo until Ctrl-C or SIGTERM; returns how it stopped ([`Stopped::forced`] after a
+/// second signal).
 ///
 /// # Errors
 ///
 /// One line saying what failed: the database, the listener, the scheduler or the server.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config) -> Result<Stopped<()>, String> {
     tracing::info!("{}", config.summary());
     let db = db::connect(&config.database_url).await.map_err(|e| {
         format!(
@@ -156,17 +152,53 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     let state = AppState {
         db,
-        scheduler: handle,
+        scheduler: handle.clone(),
     };
-    let served = match config.framework {
+    // Started before the server accepts; from SIGTERM on, no update starts, and requests and
+    // the update going share the deadline.
+    let lifecycle = Lifecycle::start(handle, config.shutdown_deadline)
+        .await
+        .map_err(|e| format!("cannot start the scheduler: {e}"))?;
+    let stopped = match config.framework {
         #[cfg(feature = "axum")]
-        Framework::Axum => web_axum::serve(listener, state, api, SHUTDOWN_DEADLINE).await,
+        Framework::Axum => web_axum::serve(listener, state, api, lifecycle).await,
         #[cfg(feature = "warp")]
-        Framework::Warp => web_warp::serve(listener, state, api, SHUTDOWN_DEADLINE).await,
+        Framework::Warp => web_warp::serve(listener, state, api, lifecycle).await,
         #[allow(unreachable_patterns)]
-        other => Err(format!("this build has no {other}").into()),
-    };
-    served.map_err(|e| e.to_string())?;
-    tracing::info!("stopped");
-    Ok(())
+        other => Err(format!("this build has no {other}")),
+    }?;
+    log_report(&stopped);
+    Ok(stopped)
+}
+
+/// The shutdown report in the log, one line per run: what finished, what was cut off and
+/// whether it runs again elsewhere.
+fn log_report(stopped: &Stopped<()>) {
+    let report = &stopped.report;
+    for run in &report.finished {
+        tracing::info!(
+            schedule_id = %run.schedule_id,
+            nominal_time = %run.nominal_time,
+            run_id = %run.run_id,
+            "shutdown report: finished"
+        );
+    }
+    for aborted in &report.aborted {
+        let run = &aborted.run;
+        tracing::warn!(
+            schedule_id = %run.schedule_id,
+            nominal_time = %run.nominal_time,
+            run_id = %run.run_id,
+            job_returned = aborted.job_returned,
+            to_be_run_again = aborted.to_be_run_again,
+            "shutdown report: aborted"
+        );
+    }
+    tracing::info!(
+        finished = report.finished.len(),
+        aborted = report.aborted.len(),
+        forced = stopped.forced,
+        server_drained = stopped.server.is_some(),
+        "stopped"
+    );
 }

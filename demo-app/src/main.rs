@@ -16,7 +16,9 @@ async fn main() -> ExitCode {
         }
     };
     match demo_app::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
+        // Cut short by a second signal: whoever sent it learns that the runs were aborted.
+        Ok(stopped) if stopped.forced => ExitCode::from(130),
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("demo-app: {error}");
             ExitCode::FAILURE

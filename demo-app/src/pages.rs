@@ -1,7 +1,7 @@
 //! The pages, written once for both frameworks: each returns a [`Page`] that the axum and
 //! warp modules only turn into their response type.
 
-use apsched::SchedulerHandle;
+use apsched::{SchedulerHandle, SchedulerState};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
@@ -100,19 +100,24 @@ pub async fn updates(state: &AppState, query: Option<&str>) -> Page {
     }
 }
 
-/// `GET /healthz`: 200 while the database answers, 503 when it does not.
+/// `GET /healthz`: 200 while the database answers and the scheduler has not stopped; 503
+/// otherwise (the database is down, or the scheduler was shut down, through the API or at
+/// SIGTERM: a load balancer then stops sending requests).
 pub async fn healthz(state: &AppState) -> Page {
-    let scheduler = format!("{:?}", state.scheduler.state()).to_lowercase();
-    match db::ping(&state.db).await {
-        Ok(()) => Page::json(
-            200,
-            &json!({"status": "ok", "database": "ok", "scheduler": scheduler}),
-        ),
-        Err(error) => Page::json(
-            503,
-            &json!({"status": "unavailable", "database": error.to_string(), "scheduler": scheduler}),
-        ),
-    }
+    let scheduler_state = state.scheduler.state();
+    let scheduler = format!("{scheduler_state:?}").to_lowercase();
+    let database = db::ping(&state.db).await;
+    let healthy = database.is_ok() && scheduler_state != SchedulerState::Stopped;
+    let database = database.map_or_else(|error| error.to_string(), |()| "ok".to_owned());
+    let (status, word) = if healthy {
+        (200, "ok")
+    } else {
+        (503, "unavailable")
+    };
+    Page::json(
+        status,
+        &json!({"status": word, "database": database, "scheduler": scheduler}),
+    )
 }
 
 /// The `limit` of a query string: a whole number from 1 to [`MAX_LIMIT`], 10 when absent.

@@ -1,8 +1,6 @@
 //! The demo on axum.
 
-use std::time::Duration;
-
-use apsched::api::Api;
+use apsched::api::{Api, Lifecycle, Stopped};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -41,7 +39,8 @@ pub fn router(state: AppState, api: Api) -> Router {
         .with_state(state)
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
+/// Serves on axum's own server until `lifecycle` begins the shutdown, drained up to its
+/// deadline.
 ///
 /// # Errors
 ///
@@ -50,17 +49,12 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     api: Api,
-    deadline: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let scheduler = state.scheduler.clone();
+    lifecycle: Lifecycle,
+) -> Result<Stopped<()>, String> {
     let app = router(state, api);
-    apsched::axum::serve_with_shutdown(
-        listener,
-        app,
-        scheduler,
-        apsched::api::shutdown_signal(),
-        deadline,
-    )
-    .await?;
-    Ok(())
+    let server = axum::serve(listener, app).with_graceful_shutdown(lifecycle.shutdown_signal());
+    let stopped = lifecycle.serve(server).await.map_err(|e| e.to_string())?;
+    stopped
+        .transpose()
+        .map_err(|e| format!("the server failed: {e}"))
 }

@@ -1,8 +1,6 @@
 //! The demo on warp.
 
-use std::time::Duration;
-
-use apsched::api::Api;
+use apsched::api::{Api, Lifecycle, Stopped};
 use tokio::net::TcpListener;
 use warp::Filter;
 use warp::http::{Response, StatusCode};
@@ -53,7 +51,8 @@ pub fn routes(
         .or(apsched::warp::api_routes(api))
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts the scheduler down.
+/// Serves on warp's own server until `lifecycle` begins the shutdown, drained up to its
+/// deadline.
 ///
 /// # Errors
 ///
@@ -62,17 +61,12 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     api: Api,
-    deadline: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let scheduler = state.scheduler.clone();
+    lifecycle: Lifecycle,
+) -> Result<Stopped<()>, String> {
     let app = routes(state, api);
-    apsched::warp::serve_with_shutdown(
-        listener,
-        app,
-        scheduler,
-        apsched::api::shutdown_signal(),
-        deadline,
-    )
-    .await?;
-    Ok(())
+    let server = warp::serve(app)
+        .incoming(listener)
+        .graceful(lifecycle.shutdown_signal())
+        .run();
+    lifecycle.serve(server).await.map_err(|e| e.to_string())
 }

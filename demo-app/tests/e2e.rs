@@ -568,3 +568,305 @@ fn the_first_update_comes_at_start_not_after_an_interval() {
     assert_eq!(rows.len(), 1, "one update, the one at start: {rows:?}");
     assert!(demo.terminate().success());
 }
+
+// ===== shutdown =====
+
+/// The log without its colours.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The log lines that say `message`, with the time each was written.
+fn log_lines(log: &Path, message: &str) -> Vec<(DateTime<Utc>, String)> {
+    let text = strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
+    text.lines()
+        .filter(|line| line.contains(message))
+        .filter_map(|line| {
+            let at = line.split_whitespace().next()?.parse().ok()?;
+            Some((at, line.to_owned()))
+        })
+        .collect()
+}
+
+/// The value of `field=` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    line[start..].split_whitespace().next()
+}
+
+/// A client that sent part of a request and stalls with its connection open.
+fn stalled(port: u16, bytes: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.write_all(bytes.as_bytes()).expect("write");
+    stream
+}
+
+/// A demo with its schedule in memory, updating every second, whose next update is held
+/// going (the test holds SQLite's write lock, so the update waits for it) while two clients
+/// stall, one halfway through its headers and one halfway through its body.
+struct StalledDemo {
+    demo: Demo,
+    db: PathBuf,
+    log: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    lock: Option<sea_orm::DatabaseTransaction>,
+    _clients: [TcpStream; 2],
+}
+
+impl StalledDemo {
+    fn start(framework: &str, name: &str, deadline_secs: &str) -> Self {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let db = temp_db(name);
+        let log = db.with_extension("log");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("UPDATE_INTERVAL_SECS", "1")
+            .env("SCHEDULER_API_TOKEN", TOKEN)
+            .env("DEMO_FRAMEWORK", framework)
+            .env("SCHEDULER_STORE", "memory")
+            .env("SHUTDOWN_DEADLINE_SECS", deadline_secs)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start demo-app");
+        let demo = Demo { child, port };
+        poll("the first update", Duration::from_secs(60), || {
+            Some(demo.request("GET", "/api/updates", None)?)
+                .filter(|r| r.status == 200 && r.json().as_array().is_some_and(|a| !a.is_empty()))
+        });
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = format!("sqlite://{}", db.display());
+        let lock = runtime.block_on(async {
+            let connection = demo_app::db::connect(&url).await.unwrap();
+            let lock = connection.begin().await.unwrap();
+            // A write takes SQLite's write lock until the transaction ends.
+            lock.execute_unprepared("CREATE TABLE e2e_write_lock (x INTEGER)")
+                .await
+                .unwrap();
+            lock
+        });
+        let locked_at = wall_clock();
+        poll("an update to be going", Duration::from_secs(10), || {
+            log_lines(&log, "update started")
+                .iter()
+                .any(|(at, _)| *at > locked_at)
+                .then_some(())
+        });
+        let clients = [
+            stalled(port, "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Half: "),
+            stalled(
+                port,
+                &format!(
+                    "POST /scheduler/jobs HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\": \"ha"
+                ),
+            ),
+        ];
+        // Let the server read what they sent.
+        std::thread::sleep(Duration::from_millis(300));
+        Self {
+            demo,
+            db,
+            log,
+            runtime,
+            lock: Some(lock),
+            _clients: clients,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.demo.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Waits for the exit: its status and how long it took.
+    fn wait_for_exit(
+        &mut self,
+        since: Instant,
+        at_most: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
+        loop {
+            if let Some(status) = self.demo.child.try_wait().unwrap() {
+                return (status, since.elapsed());
+            }
+            assert!(
+                since.elapsed() < at_most,
+                "demo-app still running {at_most:?} after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the database go, then checks that nothing started after `signalled`: in the run
+    /// log, and in the rows (whose nominal times are their fires').
+    fn nothing_started_after(&mut self, signalled: DateTime<Utc>) {
+        if let Some(lock) = self.lock.take() {
+            self.runtime.block_on(lock.rollback()).unwrap();
+        }
+        let started = log_lines(&self.log, "update started");
+        assert!(!started.is_empty());
+        for (at, line) in &started {
+            assert!(*at < signalled, "a run started after the signal: {line}");
+        }
+        let url = format!("sqlite://{}", self.db.display());
+        let rows = self.runtime.block_on(async {
+            let connection = demo_app::db::connect(&url).await.unwrap();
+            demo_app::db::latest(&connection, 1000).await.unwrap()
+        });
+        assert!(!rows.is_empty());
+        for row in &rows {
+            assert!(
+                row.nominal_time < signalled,
+                "a row written for a fire after the signal: {row:?}"
+            );
+        }
+    }
+
+    /// The shutdown report's lines for aborted runs: the update that was going.
+    fn aborted_in_report(&self) -> Vec<String> {
+        log_lines(&self.log, "shutdown report: aborted")
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect()
+    }
+}
+
+/// SIGTERM with clients stalled mid-headers and mid-body and an update going: the process
+/// exits 0 within the deadline (+ 1 s), starts no run after the signal, and its report lists
+/// the update cut off before its job returned.
+fn sigterm_ends_within_the_deadline_whatever_clients_do(framework: &str) {
+    let mut demo = StalledDemo::start(framework, &format!("stalled-{framework}"), "2");
+    let signalled = wall_clock();
+    let since = Instant::now();
+    demo.signal("TERM");
+    let (status, took) = demo.wait_for_exit(since, Duration::from_secs(30));
+    assert!(status.success(), "exit code 0: {status}");
+    assert!(
+        took <= Duration::from_secs(3),
+        "exited {took:?} after SIGTERM; the deadline is 2 s"
+    );
+    demo.nothing_started_after(signalled);
+    let aborted = demo.aborted_in_report();
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert_eq!(
+        field(&aborted[0], "schedule_id"),
+        Some("update-db"),
+        "{}",
+        aborted[0]
+    );
+    assert_eq!(
+        field(&aborted[0], "job_returned"),
+        Some("false"),
+        "{}",
+        aborted[0]
+    );
+    let stopped = log_lines(&demo.log, "stopped");
+    assert!(
+        stopped
+            .iter()
+            .any(|(_, l)| field(l, "server_drained") == Some("false")),
+        "the stalled connections were cut off: {stopped:?}"
+    );
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn sigterm_ends_within_the_deadline_whatever_clients_do_on_axum() {
+    sigterm_ends_within_the_deadline_whatever_clients_do("axum");
+}
+
+#[cfg(feature = "warp")]
+#[test]
+fn sigterm_ends_within_the_deadline_whatever_clients_do_on_warp() {
+    sigterm_ends_within_the_deadline_whatever_clients_do("warp");
+}
+
+/// SIGTERM, then SIGINT while the shutdown waits (its deadline is a minute): the second
+/// signal ends it at once, the report is written, and the exit code says it was forced.
+fn a_second_signal_ends_the_shutdown_at_once(framework: &str) {
+    let mut demo = StalledDemo::start(framework, &format!("twice-{framework}"), "60");
+    let signalled = wall_clock();
+    let since = Instant::now();
+    demo.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        demo.demo.child.try_wait().unwrap().is_none(),
+        "the first signal waits for the update and the clients"
+    );
+    let second = Instant::now();
+    demo.signal("INT");
+    let (status, _) = demo.wait_for_exit(since, Duration::from_secs(30));
+    let took = second.elapsed();
+    assert_eq!(status.code(), Some(130), "forced: {status}");
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after the second signal, not at the 60 s deadline"
+    );
+    demo.nothing_started_after(signalled);
+    let aborted = demo.aborted_in_report();
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert_eq!(field(&aborted[0], "schedule_id"), Some("update-db"));
+    let stopped = log_lines(&demo.log, "stopped");
+    assert!(
+        stopped
+            .iter()
+            .any(|(_, l)| field(l, "forced") == Some("true")),
+        "{stopped:?}"
+    );
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn a_second_signal_ends_the_shutdown_at_once_on_axum() {
+    a_second_signal_ends_the_shutdown_at_once("axum");
+}
+
+#[cfg(feature = "warp")]
+#[test]
+fn a_second_signal_ends_the_shutdown_at_once_on_warp() {
+    a_second_signal_ends_the_shutdown_at_once("warp");
+}
+
+/// Shut down through the API, the scheduler is gone for good: `/healthz` says so with a 503
+/// (a load balancer stops sending requests) while the pages still answer.
+#[test]
+fn healthz_answers_503_once_the_scheduler_is_shut_down() {
+    let db = temp_db("healthz");
+    let url = format!("sqlite://{}", db.display());
+    let demo = Demo::start_with("axum", &url, "3600", "warn", Stdio::null());
+    let healthy = poll("the server to answer", Duration::from_secs(60), || {
+        demo.request("GET", "/healthz", None)
+            .filter(|r| r.status == 200)
+    });
+    assert_eq!(healthy.json()["scheduler"], "running");
+    let shutdown = demo
+        .request("POST", "/scheduler/shutdown", Some(TOKEN))
+        .expect("POST /scheduler/shutdown");
+    assert_eq!(shutdown.status, 204, "{}", shutdown.body);
+    let health = demo.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.json()["scheduler"], "stopped");
+    assert_eq!(health.json()["database"], "ok");
+    assert_eq!(demo.get("/").status, 200);
+    assert!(demo.terminate().success());
+}

@@ -108,6 +108,9 @@ pub enum Error {
     /// Something the scheduler's store cannot do (run history without a ledger).
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The process's signals (SIGTERM, Ctrl-C) cannot be watched.
+    #[error("cannot watch for SIGTERM and Ctrl-C")]
+    Signals(#[source] std::io::Error),
     /// The job store failed.
     #[error("job store error")]
     Store(#[source] BoxError),

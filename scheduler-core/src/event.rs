@@ -279,9 +279,38 @@ pub struct RunSummary {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Runs that ended (successfully or not) before the deadline.
+    /// Runs that ended (successfully or not) before the deadline, their outcome recorded.
     pub finished: Vec<RunSummary>,
-    /// Runs still going at the deadline: aborted. A job that blocks its thread without ever
-    /// yielding cannot be stopped by tokio; it is listed here too.
-    pub aborted: Vec<RunSummary>,
+    /// Runs cut off at the deadline (or by [`SchedulerHandle::abort`](crate::SchedulerHandle::abort)):
+    /// jobs still going, and with a shared store jobs that returned but whose outcome could not
+    /// be recorded in time. A job that blocks its thread without ever yielding cannot be stopped
+    /// by tokio; it is listed here too.
+    pub aborted: Vec<AbortedRun>,
+}
+
+/// A run cut off at a shutdown deadline, and what follows from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AbortedRun {
+    /// The run.
+    pub run: RunSummary,
+    /// Whether its job had returned. `false`: the job was stopped where it was, and whatever it
+    /// had begun (a database write sent, say) may or may not have taken effect; a job that
+    /// must not leave half its work behind watches its
+    /// [`cancellation_token`](crate::JobContext::cancellation_token).
+    pub job_returned: bool,
+    /// With a shared store: whether the fire goes back to be run again by another instance
+    /// (at least once; not for `at_most_once` schedules), because no outcome of it was
+    /// recorded. Always `false` for the scheduler's own timetable, which runs nothing twice.
+    pub to_be_run_again: bool,
+}
+
+impl AbortedRun {
+    pub(crate) fn new(run: RunSummary, job_returned: bool, to_be_run_again: bool) -> Self {
+        Self {
+            run,
+            job_returned,
+            to_be_run_again,
+        }
+    }
 }

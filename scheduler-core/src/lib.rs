@@ -137,7 +137,9 @@ pub mod trigger;
 pub use self::context::JobContext;
 pub use self::engine::SchedulerState;
 pub use self::error::{BoxError, Error, JobError, Result};
-pub use self::event::{Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError};
+pub use self::event::{
+    AbortedRun, Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError,
+};
 pub use self::fires::{FireRecord, FireState, NotRun, SkipReason};
 pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobKind, ServiceKind};
 pub use self::schedule::{

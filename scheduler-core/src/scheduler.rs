@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -318,6 +319,12 @@ impl SchedulerHandle {
     ///
     /// [`Error::AlreadyRunning`] when running or paused, [`Error::SchedulerStopped`] after
     /// shutdown, or the store's error if it could not be loaded.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn start(&self) -> Result<()> {
         self.call(Command::Start).await
     }
@@ -356,6 +363,12 @@ impl SchedulerHandle {
     /// [`Error::UnknownJob`] for an unregistered job name, [`Error::NeverFires`] when the
     /// trigger has no fire time left, [`Error::InvalidOption`], or a store error. A failed add
     /// changes nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn add(&self, schedule: NewSchedule) -> Result<Schedule> {
         let mut added = self.add_all([schedule]).await?;
         added.pop().ok_or(Error::SchedulerStopped)
@@ -367,6 +380,12 @@ impl SchedulerHandle {
     ///
     /// As [`add`](Self::add), for the first schedule at fault (ids repeated in the batch
     /// conflict too).
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn add_all(
         &self,
         schedules: impl IntoIterator<Item = NewSchedule>,
@@ -380,6 +399,10 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::SchedulerStopped`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses only the answer.
     pub async fn get(&self, id: &str) -> Result<Option<Schedule>> {
         self.call(|reply| Command::Get(id.to_owned(), reply)).await
     }
@@ -389,6 +412,10 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::SchedulerStopped`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses only the answer.
     pub async fn list(&self) -> Result<Vec<Schedule>> {
         self.call(Command::List).await
     }
@@ -398,6 +425,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], [`Error::InvalidOption`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn modify(&self, id: &str, changes: ScheduleChanges) -> Result<Schedule> {
         self.call(|reply| Command::Modify(id.to_owned(), changes, reply))
             .await
@@ -409,6 +442,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], [`Error::NeverFires`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn reschedule(&self, id: &str, trigger: impl Into<TriggerSpec>) -> Result<Schedule> {
         let trigger = trigger.into();
         self.call(|reply| Command::Reschedule(id.to_owned(), trigger, reply))
@@ -420,6 +459,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn pause(&self, id: &str) -> Result<Schedule> {
         self.call(|reply| Command::Pause(id.to_owned(), reply))
             .await
@@ -431,6 +476,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn resume(&self, id: &str) -> Result<Schedule> {
         self.call(|reply| Command::Resume(id.to_owned(), reply))
             .await
@@ -443,6 +494,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::NotStarted`], [`Error::SchedulerStopped`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn pause_all(&self) -> Result<()> {
         self.call(Command::PauseAll).await
     }
@@ -452,6 +509,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::NotStarted`], [`Error::SchedulerStopped`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn resume_all(&self) -> Result<()> {
         self.call(Command::ResumeAll).await
     }
@@ -461,6 +524,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn remove(&self, id: &str) -> Result<()> {
         self.call(|reply| Command::Remove(id.to_owned(), reply))
             .await
@@ -471,6 +540,12 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// A store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn remove_all(&self) -> Result<()> {
         self.call(Command::RemoveAll).await
     }
@@ -484,6 +559,12 @@ impl SchedulerHandle {
     /// [`Error::ScheduleNotFound`], [`Error::MaxInstancesReached`] when `max_instances` runs
     /// are going, [`Error::UnknownJob`] when its job is not registered here,
     /// [`Error::NotStarted`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn run_now(&self, id: &str) -> Result<()> {
         self.call(|reply| Command::RunNow(id.to_owned(), reply))
             .await
@@ -494,6 +575,10 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses only the answer.
     pub async fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
         self.call(|reply| Command::NextFireTimes(id.to_owned(), n, reply))
             .await
@@ -507,6 +592,10 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::ScheduleNotFound`], or a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses only the answer.
     pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
         self.call(|reply| Command::Runs(id.to_owned(), limit, reply))
             .await
@@ -529,7 +618,43 @@ impl SchedulerHandle {
     /// # Errors
     ///
     /// [`Error::SchedulerStopped`] when already shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// The command is sent on the first poll; dropping the future after that (a client that
+    /// went away, a `select!` that took another branch) loses only the answer: the command
+    /// still applies.
     pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
+        // Here rather than in the engine: a run due while the engine is still busy with an
+        // earlier command must not start either.
+        self.shared.begin_stopping();
         self.call(|reply| Command::Shutdown(deadline, reply)).await
+    }
+
+    /// Cuts a shutdown short: runs still going are aborted now rather than at the deadline,
+    /// claims go back to the store, and the report is written (to whoever awaits
+    /// [`shutdown`](Self::shutdown), and in [`Event::Shutdown`](crate::Event::Shutdown)). Called
+    /// before any shutdown, it shuts the scheduler down with no deadline. What a second SIGTERM
+    /// or Ctrl-C does in [`Lifecycle`](crate::api::Lifecycle).
+    pub fn abort(&self) {
+        self.shared.forced.store(true, Ordering::Release);
+        self.shared.begin_stopping();
+        self.shared.abort.cancel();
+        let (reply, _answer) = oneshot::channel();
+        // Refused once the engine is gone or already stopping; either way, it stops.
+        let _ = self.commands.send(Command::Shutdown(Duration::ZERO, reply));
+    }
+
+    /// Whether [`abort`](Self::abort) was called.
+    #[cfg(feature = "api")]
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.shared.forced.load(Ordering::Acquire)
+    }
+
+    /// Completes when running jobs are aborted: by [`abort`](Self::abort), or at a shutdown's
+    /// deadline.
+    #[cfg(feature = "api")]
+    pub(crate) fn aborted(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.shared.abort.clone().cancelled_owned()
     }
 }

@@ -682,8 +682,11 @@ async fn shutdown_waits_for_cooperative_jobs_aborts_the_rest_and_starts_nothing_
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&report.finished), ["co"]);
-    assert_eq!(ids(&report.aborted), ["st"]);
-    assert_eq!(report.aborted[0].nominal_time, secs(1));
+    let aborted: Vec<_> = report.aborted.iter().map(|a| a.run.clone()).collect();
+    assert_eq!(ids(&aborted), ["st"]);
+    assert_eq!(aborted[0].nominal_time, secs(1));
+    // Cut off mid-run; the engine's own timetable never runs a fire twice.
+    assert!(!report.aborted[0].job_returned && !report.aborted[0].to_be_run_again);
     // The fire due at 10 s, after shutdown began, never started.
     assert_eq!(runs.nominal_times("later"), Vec::<DateTime<Utc>>::new());
     let events = drain(&mut events);
@@ -694,6 +697,61 @@ async fn shutdown_waits_for_cooperative_jobs_aborts_the_rest_and_starts_nothing_
     );
     assert!(matches!(events.last(), Some(Event::Shutdown(r)) if **r == report));
     assert_eq!(scheduler.state(), SchedulerState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_ends_a_shutdown_before_its_deadline() {
+    let runs = Runs::default();
+    let r = runs.clone();
+    let scheduler = Scheduler::builder()
+        .clock(TestClock::new(t0()))
+        .job("stubborn", move |ctx: JobContext| {
+            let r = r.clone();
+            async move {
+                r.record(&ctx);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+    scheduler
+        .add(NewSchedule::for_job("stubborn", DateTrigger::at(secs(1))).id("st"))
+        .await
+        .unwrap();
+    scheduler
+        .add(NewSchedule::for_job("stubborn", DateTrigger::at(secs(4))).id("later"))
+        .await
+        .unwrap();
+    wait(2.0).await;
+    let stopping = scheduler.clone();
+    let shutdown = tokio::spawn(async move { stopping.shutdown(Duration::from_secs(60)).await });
+    wait(3.0).await;
+    assert!(!shutdown.is_finished(), "the shutdown waits for the job");
+    scheduler.abort();
+    let report = shutdown.await.unwrap().unwrap();
+    // At 00:00:05, when it was aborted: not at the deadline (00:01:02).
+    assert_eq!(scheduler.now(), secs(5));
+    let aborted: Vec<(String, bool)> = report
+        .aborted
+        .iter()
+        .map(|a| (a.run.schedule_id.to_string(), a.job_returned))
+        .collect();
+    assert_eq!(aborted, [("st".to_owned(), false)]);
+    // Due at 4 s, after the shutdown began: never started.
+    assert_eq!(runs.nominal_times("later"), Vec::<DateTime<Utc>>::new());
+    // Abort before any shutdown stops the scheduler too.
+    let idle = Scheduler::builder().build().start().await.unwrap();
+    idle.abort();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(idle.state(), SchedulerState::Stopped);
+    assert!(
+        idle.shutdown(Duration::ZERO)
+            .await
+            .unwrap_err()
+            .is_stopped()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -75,6 +75,7 @@ on_backends!(
     schedules_of_unknown_jobs_are_left_to_instances_that_know_them,
     the_ledger_is_pruned_by_count_and_age_but_never_live_fires,
     jitter_delays_fires_without_moving_the_grid,
+    the_shutdown_report_says_which_fires_run_again,
 );
 
 on_backends!([postgres => Postgres]: a_change_anywhere_wakes_idle_postgres_instances);
@@ -395,4 +396,88 @@ async fn jitter_delays_fires_without_moving_the_grid(backend: Backend, test: &st
             .any(|l| *l > chrono::TimeDelta::milliseconds(100)),
         "{late:?}"
     );
+}
+
+/// At the shutdown deadline: a run that finished is recorded and never run again; one cut
+/// off mid-job is reported as such and runs again on the next instance (a new attempt),
+/// unless its schedule is at most once.
+async fn the_shutdown_report_says_which_fires_run_again(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let store = fresh_store(backend, &server, options()).await;
+    let seen = Seen::default();
+    let builder = |name: &str| {
+        let seen = Arc::clone(&seen);
+        Scheduler::builder()
+            .shared_store(store.clone())
+            .instance_name(name)
+            .job("work", move |ctx: JobContext| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let id = ctx.schedule_id().to_owned();
+                    let stubborn = id != "done" && ctx.attempt() == 1;
+                    let run = (id, ctx.nominal_fire_time(), None, None, ctx.attempt());
+                    seen.lock().unwrap().push(run);
+                    // Ignores its cancellation token: only the deadline ends it.
+                    if stubborn {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                }
+            })
+    };
+    let first = builder("first").build().start().await.unwrap();
+    let at = first.now() + chrono::TimeDelta::milliseconds(100);
+    for (id, at_most_once) in [("done", false), ("again", false), ("once", true)] {
+        first
+            .add(
+                NewSchedule::for_job("work", DateTrigger::at(at))
+                    .id(id)
+                    .at_most_once(at_most_once),
+            )
+            .await
+            .unwrap();
+    }
+    wait_for("the three runs", || seen.lock().unwrap().len() == 3).await;
+    let report = first.shutdown(Duration::from_millis(300)).await.unwrap();
+    let finished: Vec<&str> = report.finished.iter().map(|r| &*r.schedule_id).collect();
+    assert!(finished.is_empty() || finished == ["done"], "{finished:?}");
+    let mut aborted: Vec<(&str, bool, bool)> = report
+        .aborted
+        .iter()
+        .map(|a| (&*a.run.schedule_id, a.job_returned, a.to_be_run_again))
+        .collect();
+    aborted.sort_unstable();
+    assert_eq!(aborted, [("again", false, true), ("once", false, false)]);
+
+    // The next instance runs again exactly what the report said, as attempt 2.
+    let second = builder("second").build().start().await.unwrap();
+    wait_for("the fire handed back to run again", || {
+        seen.lock().unwrap().len() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let first_try = seen.iter().find(|r| r.0 == "again").map(|r| r.1);
+    assert_eq!(
+        (seen[3].0.as_str(), Some(seen[3].1), seen[3].4),
+        ("again", first_try, 2),
+        "the same fire, its second attempt"
+    );
+    let done = store.fires("done", 10).await.unwrap();
+    assert!(
+        done.iter().all(|f| f.state == FireState::Succeeded),
+        "{done:?}"
+    );
+    assert_eq!(
+        store
+            .fires("once", 10)
+            .await
+            .unwrap()
+            .first()
+            .map(|f| f.state),
+        Some(FireState::Aborted)
+    );
+    second.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -7,7 +7,8 @@
 //! | method and path (prefix `/scheduler`) | success |
 //! | --- | --- |
 //! | `GET /scheduler` | 200 `{"running", "state", "current_host", "allowed_hosts", "timezone", "registered_jobs"}` |
-//! | `POST /scheduler/{pause,resume,start,shutdown}` | 204 |
+//! | `POST /scheduler/{pause,resume,start}` | 204 |
+//! | `POST /scheduler/shutdown`, no body or `{"wait": bool, "deadline_seconds": 0 to 3600}` | 204 |
 //! | `GET /scheduler/jobs` | 200, the jobs |
 //! | `POST /scheduler/jobs` | 201, the job added |
 //! | `GET /scheduler/jobs/{id}` | 200, the job |
@@ -42,7 +43,7 @@ use http::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub use self::config::{LoadedJobs, load_jobs, load_jobs_file};
-pub use self::lifecycle::{shutdown_signal, start_if_needed, stop};
+pub use self::lifecycle::{Lifecycle, Stopped, shutdown_signal, start_if_needed};
 pub use self::model::{JobChanges, JobRequest, fire_json, job_json};
 use crate::error::Error;
 use crate::scheduler::SchedulerHandle;
@@ -53,10 +54,11 @@ pub const DEFAULT_PREFIX: &str = "/scheduler";
 /// The default largest request body: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
-/// How long running jobs get to finish when the server stops, and when `POST
-/// /scheduler/shutdown` asks without saying otherwise (`{"wait": false}`: not at all;
-/// `{"deadline_seconds": n}`).
-pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+/// How long running jobs (and, under [`Lifecycle`], requests in flight) get when the server
+/// stops, and when `POST /scheduler/shutdown` does not say (`{"wait": false}`: not at all;
+/// `{"deadline_seconds": n}`). Under Kubernetes' default grace period of 30 s, with time left
+/// for aborted jobs to unwind and the report to be written.
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
 
 type Authorizer = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
 
@@ -477,24 +479,56 @@ fn runs_limit(query: Option<&str>) -> crate::Result<usize> {
         })
 }
 
+/// The longest `deadline_seconds` `POST /scheduler/shutdown` takes: an hour.
+const MAX_SHUTDOWN_DEADLINE_SECS: f64 = 3600.0;
+
+/// `POST /scheduler/shutdown`'s body: none, or an object with `wait` (a boolean; `false`
+/// aborts what runs at once) and `deadline_seconds` (how long running jobs get). Anything else
+/// is refused before the scheduler is touched: a shutdown cannot be undone.
 fn shutdown_deadline(body: Option<&Value>) -> crate::Result<Duration> {
     let Some(body) = body else {
         return Ok(DEFAULT_SHUTDOWN_DEADLINE);
     };
-    if body.get("wait") == Some(&Value::Bool(false)) {
-        return Ok(Duration::ZERO);
+    let refuse = |what: String| Err(Error::InvalidRequest(format!("shutdown body: {what}")));
+    let Some(fields) = body.as_object() else {
+        return refuse(format!(
+            "expected a JSON object such as {{\"wait\": false}} or {{\"deadline_seconds\": 10}}, got {body}"
+        ));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|key| !matches!(key.as_str(), "wait" | "deadline_seconds"))
+    {
+        return refuse(format!(
+            "unknown field \"{unknown}\"; the fields are \"wait\" and \"deadline_seconds\""
+        ));
     }
-    match body.get("deadline_seconds") {
-        None => Ok(DEFAULT_SHUTDOWN_DEADLINE),
-        Some(value) => value
+    let wait = match fields.get("wait") {
+        None => true,
+        Some(Value::Bool(wait)) => *wait,
+        Some(other) => return refuse(format!("\"wait\" must be true or false, got {other}")),
+    };
+    let deadline = match fields.get("deadline_seconds") {
+        None => None,
+        Some(value) => match value
             .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::InvalidRequest(format!(
-                    "\"deadline_seconds\" must be a non-negative number, got {value}"
-                ))
-            }),
+            .filter(|s| (0.0..=MAX_SHUTDOWN_DEADLINE_SECS).contains(s))
+        {
+            Some(seconds) => Some(Duration::from_secs_f64(seconds)),
+            None => {
+                return refuse(format!(
+                    "\"deadline_seconds\" must be a number of seconds from 0 to \
+                     {MAX_SHUTDOWN_DEADLINE_SECS}, got {value}"
+                ));
+            }
+        },
+    };
+    match (wait, deadline) {
+        (true, deadline) => Ok(deadline.unwrap_or(DEFAULT_SHUTDOWN_DEADLINE)),
+        (false, None | Some(Duration::ZERO)) => Ok(Duration::ZERO),
+        (false, Some(_)) => refuse(
+            "\"wait\": false stops without waiting, so it takes no \"deadline_seconds\"".to_owned(),
+        ),
     }
 }
 

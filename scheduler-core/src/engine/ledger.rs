@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::state::Shared;
 use crate::error::error_chain;
-use crate::event::{Event, RunSummary};
+use crate::event::{AbortedRun, Event, RunSummary};
 use crate::store::{ClaimedFire, FireOutcome, FireState, FireToken, SharedStore};
 
 /// The longest wait between attempts while the store fails.
@@ -19,6 +19,8 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 struct Holding {
     summary: RunSummary,
     started: bool,
+    /// Its schedule is at most once: cut off, it is not run again.
+    at_most_once: bool,
 }
 
 pub(crate) struct Ledger {
@@ -44,10 +46,14 @@ impl Ledger {
     }
 
     /// This instance holds `fire` from its claim on: its lease is renewed until let go.
-    pub(crate) fn hold(&self, fire: &ClaimedFire, summary: RunSummary) {
+    pub(crate) fn hold(&self, fire: &ClaimedFire, summary: RunSummary, at_most_once: bool) {
         let started = fire.state == FireState::Running;
-        self.lock()
-            .insert(fire.token.clone(), Holding { summary, started });
+        let holding = Holding {
+            summary,
+            started,
+            at_most_once,
+        };
+        self.lock().insert(fire.token.clone(), holding);
     }
 
     fn let_go(&self, token: &FireToken) {
@@ -62,12 +68,13 @@ impl Ledger {
         self.lock().is_empty()
     }
 
-    /// The runs still going here (for the shutdown report).
-    pub(crate) fn running(&self) -> Vec<RunSummary> {
+    /// The runs still going here, for the shutdown report: their jobs never returned, and
+    /// their fires go to another instance when their leases run out.
+    pub(crate) fn running(&self) -> Vec<AbortedRun> {
         self.lock()
             .values()
             .filter(|h| h.started)
-            .map(|h| h.summary.clone())
+            .map(|h| AbortedRun::new(h.summary.clone(), false, !h.at_most_once))
             .collect()
     }
 
@@ -121,21 +128,22 @@ impl Ledger {
 
     /// Records how a fire ended, retrying while the store fails: a result that is not
     /// recorded would leave the fire to be taken over and run again. Gives up at the shutdown
-    /// deadline. The fire stays held (its lease renewed) until its end is written.
+    /// deadline. The fire stays held (its lease renewed) until its end is written. `true` when
+    /// the outcome was recorded.
     pub(crate) async fn finish(
         &self,
         shared: &Shared,
         fire: &ClaimedFire,
         outcome: &FireOutcome,
         run: &RunSummary,
-    ) {
+    ) -> bool {
         let mut delay = Duration::from_millis(100);
-        loop {
+        let recorded = loop {
             match self.store.finish(&self.owner, &fire.token, outcome).await {
-                Ok(true) => break,
+                Ok(true) => break true,
                 Ok(false) => {
                     reject(shared, run, &fire.token, "after it ended");
-                    break;
+                    break false;
                 }
                 Err(error) => {
                     let text = error_chain(&error);
@@ -156,12 +164,13 @@ impl Ledger {
                 () = tokio::time::sleep(delay) => {}
                 () = shared.abort.cancelled() => {
                     tracing::error!(schedule_id = %run.schedule_id, "gave up recording a fire's end at the shutdown deadline");
-                    break;
+                    break false;
                 }
             }
             delay = (delay * 2).min(MAX_BACKOFF);
-        }
+        };
         self.let_go(&fire.token);
+        recorded
     }
 
     /// Renews the leases of every held fire, a third of a lease apart, until shutdown has let

@@ -14,7 +14,7 @@ use super::run::{Fires, RunFire, RunTask, new_run_id};
 use super::state::Shared;
 use super::table::{Entry, Table};
 use crate::error::{Error, Result, error_chain};
-use crate::event::{Event, RunSummary};
+use crate::event::{AbortedRun, Event, RunSummary};
 use crate::fires::FireRecord;
 use crate::policy::{self, Due, FireTimes};
 use crate::schedule::Schedule;
@@ -345,18 +345,19 @@ impl LocalTimetable {
 
     /// The runs still going, for the shutdown report: after the abort, only jobs that block
     /// their thread without ever yielding.
-    pub(crate) fn running(&self) -> Vec<RunSummary> {
+    pub(crate) fn running(&self) -> Vec<AbortedRun> {
         self.table
             .entries()
             .filter_map(|entry| Some((entry, entry.runs()?)))
             .flat_map(|(entry, runs)| {
-                runs.going()
-                    .into_iter()
-                    .map(|(run_id, nominal_time)| RunSummary {
+                runs.going().into_iter().map(|(run_id, nominal_time)| {
+                    let run = RunSummary {
                         schedule_id: Arc::clone(&entry.schedule.id),
                         run_id,
                         nominal_time,
-                    })
+                    };
+                    AbortedRun::new(run, false, false)
+                })
             })
             .collect()
     }

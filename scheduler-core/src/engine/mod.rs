@@ -388,6 +388,8 @@ async fn wait_for_runs(
                     }
                     break;
                 }
+                // SchedulerHandle::abort: the deadline is now.
+                () = shared.abort.cancelled(), if !abort_first => break,
                 command = commands.recv(), if open => match command {
                     Some(command) => drop(command),
                     None => open = false,

@@ -17,7 +17,7 @@ use super::ledger::Ledger;
 use super::runs::{Ended, ScheduleRuns};
 use super::state::Shared;
 use crate::context::{FireInfo, JobContext, ScheduleContext};
-use crate::event::{Event, RunSummary};
+use crate::event::{AbortedRun, Event, RunSummary};
 use crate::job::Job;
 use crate::schedule::Schedule;
 use crate::store::{ClaimedFire, FireOutcome, FireState};
@@ -218,26 +218,34 @@ impl RunTask {
             let started_us = started_at.timestamp_micros();
             let (end, duration) = execute(shared, &runtime.job, ctx, &summary).await;
             let last = i + 1 == fires.len() || end == RunEnd::Aborted;
-            match runtime.held(i) {
+            let recorded = match runtime.held(i) {
                 Some((ledger, held)) => {
                     let outcome = end.outcome(runtime.at_most_once);
-                    Box::pin(ledger.finish(shared, held, &outcome, &summary)).await;
+                    let recorded = Box::pin(ledger.finish(shared, held, &outcome, &summary)).await;
                     if last {
                         runtime.runs.release(fire.run_id);
                     }
+                    recorded
                 }
-                None => runtime
-                    .runs
-                    .ended(fire.run_id, end.history(started_us, duration), last),
-            }
+                None => {
+                    let history = end.history(started_us, duration);
+                    runtime.runs.ended(fire.run_id, history, last);
+                    true
+                }
+            };
             slot.released = last;
-            if end == RunEnd::Aborted {
-                shared.collector.lock().aborted.push(summary);
+            let aborted = end == RunEnd::Aborted;
+            if aborted || !recorded {
+                // Not recorded, a held fire goes back to the store when its lease runs out.
+                let again = runtime.held.is_some() && !runtime.at_most_once;
+                let run = AbortedRun::new(summary, !aborted, again);
+                shared.collector.lock().aborted.push(run);
+            } else if shared.is_stopping() {
+                shared.collector.lock().finished.push(summary);
+            }
+            if aborted {
                 Box::pin(give_back(&runtime, i + 1)).await;
                 return;
-            }
-            if shared.is_stopping() {
-                shared.collector.lock().finished.push(summary);
             }
         }
     }
@@ -367,7 +375,11 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
             });
         }
         RunEnd::Aborted => {
-            tracing::warn!("run aborted at the shutdown deadline");
+            if shared.forced.load(std::sync::atomic::Ordering::Acquire) {
+                tracing::warn!("run aborted: the shutdown was cut short");
+            } else {
+                tracing::warn!("run aborted at the shutdown deadline");
+            }
             shared.emit(|| Event::Aborted {
                 schedule_id,
                 run_id,

@@ -16,7 +16,7 @@ use super::ledger::{Ledger, MAX_BACKOFF};
 use super::run::{Fires, RunFire, RunTask, ScheduleRuntime, new_run_id};
 use super::state::Shared;
 use crate::error::{Error, Result, error_chain};
-use crate::event::{Event, RunSummary};
+use crate::event::{AbortedRun, Event, RunSummary};
 use crate::fires::FireRecord;
 use crate::schedule::Schedule;
 use crate::store::{
@@ -265,7 +265,8 @@ impl SharedTimetable {
                     run_id,
                     nominal_time: held.nominal_time,
                 };
-                self.ledger.hold(held, summary);
+                self.ledger
+                    .hold(held, summary, claimed.schedule.at_most_once);
                 RunFire {
                     nominal_time: held.nominal_time,
                     run_id,
@@ -398,7 +399,7 @@ impl SharedTimetable {
     }
 
     /// The runs still going, for the shutdown report.
-    pub(crate) fn running(&self) -> Vec<RunSummary> {
+    pub(crate) fn running(&self) -> Vec<AbortedRun> {
         self.ledger.running()
     }
 }

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Cancelled at the shutdown deadline: runs still going are dropped.
     pub(crate) abort: CancellationToken,
+    /// Set by `SchedulerHandle::abort`: the shutdown was cut short before its deadline.
+    pub(crate) forced: AtomicBool,
     pub(crate) collector: Collector,
     status: AtomicU8,
     /// This instance's name, in histories and a shared store's ledger.
@@ -122,6 +124,7 @@ impl Shared {
             cancel: Arc::new(CancellationToken::new()),
             stopping: AtomicBool::new(false),
             abort: CancellationToken::new(),
+            forced: AtomicBool::new(false),
             collector: Collector::default(),
             status: AtomicU8::new(SchedulerState::NotStarted.to_u8()),
             instance: settings.instance,

@@ -13,7 +13,7 @@ use super::run::RunTask;
 use super::shared::SharedTimetable;
 use super::state::Shared;
 use crate::error::Result;
-use crate::event::RunSummary;
+use crate::event::AbortedRun;
 use crate::fires::FireRecord;
 use crate::schedule::Schedule;
 use crate::store::{JobStore, SharedStore};
@@ -116,7 +116,7 @@ impl Timetable {
         }
     }
 
-    pub(crate) fn running(&self) -> Vec<RunSummary> {
+    pub(crate) fn running(&self) -> Vec<AbortedRun> {
         match self {
             Self::Local(local) => local.running(),
             Self::Shared(remote) => remote.running(),
