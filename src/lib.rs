@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | `axum` | `apsched::axum`: serve with graceful shutdown, state, the REST API as a router |
 //! | `warp` | `apsched::warp`: serve with graceful shutdown, filters, the REST API as a filter |
-//! | `api` | `apsched::api`: the REST API's model, for another framework |
+//! | `api` | `apsched::api`: the REST API as an `http` request handler, configuration files, `Lifecycle` (signals and deadlines) for another framework |
 //! | `sea-orm` + `sqlite`, `postgres`, `mysql` | `apsched::sea_orm`: durable schedules in a database, shared by several processes with each fire run once |
 //!
 //! # Example
@@ -46,6 +46,13 @@
 //! The README has the quick start (`examples/quickstart.rs`), the web adapters and the demo.
 
 pub use scheduler_core::*;
+
+/// The REST API (Flask-APScheduler's routes and job JSON), configuration files and the server
+/// lifecycle (crate `scheduler-api`), for the adapters and for another framework.
+#[cfg(feature = "api")]
+pub mod api {
+    pub use scheduler_api::*;
+}
 
 /// The scheduler in an axum service (crate `adapter-axum`).
 #[cfg(feature = "axum")]

@@ -7,7 +7,8 @@
 //! use axum::{Router, extract::State, routing::get};
 //! use adapter_axum::{api_routes, serve};
 //! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
-//! use scheduler_core::{api::Api, trigger::IntervalTrigger};
+//! use scheduler_api::Api;
+//! use scheduler_core::trigger::IntervalTrigger;
 //!
 //! async fn count(State(scheduler): State<SchedulerHandle>) -> String {
 //!     format!("{} schedules", scheduler.list().await.map(|l| l.len()).unwrap_or(0))
@@ -47,8 +48,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use scheduler_api::{self as api, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use scheduler_core::SchedulerHandle;
-use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use tokio::net::TcpListener;
 
 /// What [`serve`] can fail with.
@@ -58,9 +59,10 @@ pub enum Error {
     /// The server failed (the listener, a socket).
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The scheduler could not start (a store that cannot be read) or stop.
+    /// The scheduler could not start (a store that cannot be read) or stop, or the signals
+    /// cannot be watched.
     #[error("the scheduler failed: {0}")]
-    Scheduler(#[from] scheduler_core::Error),
+    Scheduler(#[from] scheduler_api::Error),
 }
 
 /// A tower layer that puts the scheduler's handle into every request's extensions, for

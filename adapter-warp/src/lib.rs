@@ -7,7 +7,8 @@
 //! use warp::Filter;
 //! use adapter_warp::{api_routes, serve, with_scheduler};
 //! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
-//! use scheduler_core::{api::Api, trigger::IntervalTrigger};
+//! use scheduler_api::Api;
+//! use scheduler_core::trigger::IntervalTrigger;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,8 +42,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use scheduler_api::{self as api, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use scheduler_core::SchedulerHandle;
-use scheduler_core::api::{self, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use tokio::net::TcpListener;
 use warp::filters::path::FullPath;
 use warp::http::HeaderMap;
@@ -52,9 +53,10 @@ use warp::{Filter, Rejection, Reply};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The scheduler could not start (a store that cannot be read) or stop.
+    /// The scheduler could not start (a store that cannot be read) or stop, or the signals
+    /// cannot be watched.
     #[error("the scheduler failed: {0}")]
-    Scheduler(#[from] scheduler_core::Error),
+    Scheduler(#[from] scheduler_api::Error),
 }
 
 /// A filter that extracts the scheduler's handle, for routes that use the scheduler:

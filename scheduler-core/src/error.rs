@@ -64,12 +64,6 @@ pub enum Error {
         /// What is wrong with the value.
         reason: String,
     },
-    /// A job definition (a REST API body, a configuration file entry) that cannot be read.
-    #[error("invalid job definition: {0}")]
-    InvalidJob(String),
-    /// A REST API request whose query or body (other than a job) cannot be used.
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
     /// A date-time that cannot be read.
     #[error("invalid date-time \"{value}\": {reason}")]
     InvalidDateTime {
@@ -108,9 +102,6 @@ pub enum Error {
     /// Something the scheduler's store cannot do (run history without a ledger).
     #[error("not supported: {0}")]
     Unsupported(String),
-    /// The process's signals (SIGTERM, Ctrl-C) cannot be watched.
-    #[error("cannot watch for SIGTERM and Ctrl-C")]
-    Signals(#[source] std::io::Error),
     /// The job store failed.
     #[error("job store error")]
     Store(#[source] BoxError),
@@ -155,8 +146,6 @@ impl Error {
                 | Self::InvalidTrigger(_)
                 | Self::InvalidOption { .. }
                 | Self::InvalidDateTime { .. }
-                | Self::InvalidJob(_)
-                | Self::InvalidRequest(_)
                 | Self::UnknownJob(_)
         )
     }

@@ -106,7 +106,6 @@
 //!
 //! | Name | Description | Default? |
 //! | --- | --- | --- |
-//! | `api` | The REST API's model, routing and error mapping ([`api`]), shared by the web adapters | no |
 //! | `test-util` | The store conformance suites (`store::conformance`), for crates that implement [`JobStore`](store::JobStore) or [`SharedStore`](store::SharedStore) | no |
 //!
 //! # Supported Rust versions
@@ -118,9 +117,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::dbg_macro))]
 
-#[cfg(feature = "api")]
-#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
-pub mod api;
 pub mod clock;
 mod context;
 mod engine;
@@ -148,4 +144,5 @@ pub use self::schedule::{
 };
 pub use self::scheduler::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler, SchedulerBuilder, SchedulerHandle,
+    host_name,
 };

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::job::{IntoJob, Job};
-use crate::trigger::TriggerSpec;
+use crate::trigger::{Trigger, TriggerSpec};
 
 /// Default [`Schedule::misfire_grace_time`]: 60 s. APScheduler's 1 s turns ordinary queueing
 /// into "missed" runs.
@@ -421,6 +421,9 @@ pub struct ScheduleChanges {
     pub(crate) misfire_grace_time: Option<Option<Duration>>,
     pub(crate) coalesce: Option<bool>,
     pub(crate) max_instances: Option<u32>,
+    pub(crate) trigger: Option<TriggerSpec>,
+    // Outer `None`: unchanged; inner `None`: paused.
+    pub(crate) next_run_time: Option<Option<DateTime<Utc>>>,
 }
 
 impl ScheduleChanges {
@@ -460,8 +463,57 @@ impl ScheduleChanges {
     }
 
     /// Applies the changes to a copy of `schedule`, checking them.
-    pub(crate) fn apply(&self, schedule: &Schedule) -> Result<Schedule> {
+    /// A new trigger: the next run time becomes its first from now (a paused schedule stays
+    /// paused), as [`SchedulerHandle::reschedule`](crate::SchedulerHandle::reschedule) does,
+    /// in the same change as the rest.
+    pub fn trigger(mut self, trigger: impl Into<TriggerSpec>) -> Self {
+        self.trigger = Some(trigger.into());
+        self
+    }
+
+    /// A next run time of its own, as APScheduler's `modify_job(next_run_time=...)`: `Some`
+    /// resumes a paused schedule at that time, `None` pauses it. Applied after a new
+    /// [`trigger`](Self::trigger), so both together mean "this trigger, from this time".
+    pub fn next_run_time(mut self, next_run_time: Option<DateTime<Utc>>) -> Self {
+        self.next_run_time = Some(next_run_time.map(crate::trigger::whole_micros));
+        self
+    }
+
+    /// Whether a trigger or next run time changes: the schedule's place in time is new.
+    pub(crate) fn retimes(&self) -> bool {
+        self.trigger.is_some() || self.next_run_time.is_some()
+    }
+
+    /// The changes applied to `schedule` at `now`; checked whole before anything changes.
+    pub(crate) fn apply(&self, schedule: &Schedule, now: DateTime<Utc>) -> Result<Schedule> {
         let mut changed = schedule.clone();
+        if let Some(trigger) = &self.trigger {
+            let mut trigger = trigger.clone();
+            trigger.anchor(now);
+            let first = trigger.next_fire_time(None, now).ok_or_else(|| {
+                Error::NeverFires(format!(
+                    "the new {} trigger of \"{}\" has no fire time after {now}",
+                    trigger.kind(),
+                    schedule.id
+                ))
+            })?;
+            // Paused, it stays paused; the fires it skips are the new trigger's.
+            if changed.paused {
+                changed.paused_from = Some(first);
+            } else {
+                changed.next_run_time = Some(first);
+            }
+            changed.trigger = Arc::new(trigger);
+        }
+        match self.next_run_time {
+            None => {}
+            Some(None) => changed = crate::policy::pause(&changed),
+            Some(Some(next)) => {
+                changed.paused = false;
+                changed.paused_from = None;
+                changed.next_run_time = Some(next);
+            }
+        }
         if let Some(name) = &self.name {
             changed.name = name.as_str().into();
         }

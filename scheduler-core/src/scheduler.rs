@@ -235,7 +235,10 @@ fn default_instance_name() -> String {
 }
 
 /// This machine's name, from `HOSTNAME` or `/etc/hostname`, read once.
-pub(crate) fn host_name() -> Option<String> {
+/// This machine's host name, as the scheduler names its instance after it: `HOSTNAME`, else
+/// `/etc/hostname`.
+#[must_use]
+pub fn host_name() -> Option<String> {
     static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     HOST.get_or_init(read_host_name).clone()
 }
@@ -635,7 +638,7 @@ impl SchedulerHandle {
     /// claims go back to the store, and the report is written (to whoever awaits
     /// [`shutdown`](Self::shutdown), and in [`Event::Shutdown`](crate::Event::Shutdown)). Called
     /// before any shutdown, it shuts the scheduler down with no deadline. What a second SIGTERM
-    /// or Ctrl-C does in [`Lifecycle`](crate::api::Lifecycle).
+    /// or Ctrl-C does with `scheduler_api::Lifecycle`.
     pub fn abort(&self) {
         self.shared.forced.store(true, Ordering::Release);
         self.shared.begin_stopping();
@@ -645,16 +648,15 @@ impl SchedulerHandle {
         let _ = self.commands.send(Command::Shutdown(Duration::ZERO, reply));
     }
 
-    /// Whether [`abort`](Self::abort) was called.
-    #[cfg(feature = "api")]
-    pub(crate) fn abort_requested(&self) -> bool {
+    /// Whether [`abort`](Self::abort) was called: the shutdown was cut short.
+    #[must_use]
+    pub fn abort_requested(&self) -> bool {
         self.shared.forced.load(Ordering::Acquire)
     }
 
     /// Completes when running jobs are aborted: by [`abort`](Self::abort), or at a shutdown's
-    /// deadline.
-    #[cfg(feature = "api")]
-    pub(crate) fn aborted(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+    /// deadline. For a server that must stop waiting for its clients then too.
+    pub fn aborted(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.abort.clone().cancelled_owned()
     }
 }

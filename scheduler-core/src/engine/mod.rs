@@ -216,39 +216,21 @@ impl Engine {
     async fn modify(&mut self, id: &str, changes: &ScheduleChanges) -> Result<Schedule> {
         self.change(
             id,
-            |schedule, _| Ok(Edit::keep_time(changes.apply(schedule)?)),
+            |schedule, now| {
+                Ok(Edit {
+                    schedule: Some(changes.apply(schedule, now)?),
+                    not_run: Vec::new(),
+                    retime: changes.retimes(),
+                })
+            },
             |schedule_id| Event::Modified { schedule_id },
         )
         .await
     }
 
     async fn reschedule(&mut self, id: &str, trigger: &TriggerSpec) -> Result<Schedule> {
-        self.change(
-            id,
-            |schedule, now| {
-                let mut trigger = trigger.clone();
-                trigger.anchor(now);
-                let mut changed = schedule.clone();
-                changed.next_run_time = if changed.paused {
-                    None
-                } else {
-                    Some(trigger.next_fire_time(None, now).ok_or_else(|| {
-                        Error::NeverFires(format!(
-                            "the new {} trigger of \"{id}\" has no fire time after {now}",
-                            trigger.kind()
-                        ))
-                    })?)
-                };
-                changed.trigger = Arc::new(trigger);
-                Ok(Edit {
-                    schedule: Some(changed),
-                    not_run: Vec::new(),
-                    retime: true,
-                })
-            },
-            |schedule_id| Event::Modified { schedule_id },
-        )
-        .await
+        self.modify(id, &ScheduleChanges::new().trigger(trigger.clone()))
+            .await
     }
 
     async fn pause(&mut self, id: &str) -> Result<Schedule> {

@@ -32,7 +32,8 @@ pub use self::date::DateTrigger;
 pub use self::interval::{IntervalTrigger, IntervalTriggerBuilder};
 pub use self::spec::TriggerSpec;
 
-pub(crate) use self::time::{format_instant, parse_instant, parse_time_zone, whole_micros};
+pub use self::time::parse_instant;
+pub(crate) use self::time::{format_instant, parse_time_zone, whole_micros};
 
 /// Decides when a job runs.
 ///

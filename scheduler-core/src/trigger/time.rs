@@ -20,7 +20,11 @@ pub(crate) fn parse_time_zone(name: &str) -> Result<Tz> {
 /// Reads a date-time: RFC 3339 with an offset (`2030-01-01T10:00:00+02:00`), or a naive
 /// date-time or date (`2030-01-01 10:00:00`, `2030-01-01T10:00`, `2030-01-01`) read as a wall
 /// time in `tz`.
-pub(crate) fn parse_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
+///
+/// # Errors
+///
+/// [`Error::InvalidDateTime`](crate::Error::InvalidDateTime) naming the text.
+pub fn parse_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Ok(dt.with_timezone(&Utc));

@@ -6,9 +6,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
+use scheduler_core::Error as CoreError;
+
 use crate::error::{Error, Result};
-use crate::schedule::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
-use crate::trigger::{DateTrigger, Trigger, TriggerSpec, parse_instant};
+use scheduler_core::trigger::{DateTrigger, TriggerSpec, parse_instant};
+use scheduler_core::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
 
 /// The keys of a job dict that are not trigger fields.
 const JOB_KEYS: [&str; 15] = [
@@ -183,7 +185,7 @@ impl JobRequest {
             strip_interval_starts(&mut stored);
             strip_interval_starts(&mut wanted);
         }
-        let defaults = crate::schedule::ScheduleOptions::default();
+        let defaults = scheduler_core::ScheduleOptions::default();
         existing.job_name() == Some(self.job.as_str())
             && existing.name() == self.name.as_deref().unwrap_or(existing.id())
             && *existing.args() == self.args
@@ -313,7 +315,7 @@ pub fn job_json(schedule: &Schedule) -> Value {
 
 /// A fire of the ledger as `GET /scheduler/jobs/{id}/runs` shows it.
 #[must_use]
-pub fn fire_json(fire: &crate::store::FireRecord) -> Value {
+pub fn fire_json(fire: &scheduler_core::FireRecord) -> Value {
     let time = |t: Option<DateTime<Utc>>| {
         t.map_or(Value::Null, |t| {
             t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()
@@ -404,18 +406,20 @@ fn take_grace(map: &mut Map<String, Value>) -> Result<Option<Option<Duration>>> 
             Some(secs) if secs.is_finite() && secs > 0.0 => {
                 Ok(Some(Some(Duration::from_secs_f64(secs))))
             }
-            _ => Err(Error::InvalidOption {
+            _ => Err(CoreError::InvalidOption {
                 option: "misfire_grace_time",
                 reason: format!("must be a positive number of seconds or null, got {n}"),
-            }),
+            }
+            .into()),
         },
-        Some(other) => Err(Error::InvalidOption {
+        Some(other) => Err(CoreError::InvalidOption {
             option: "misfire_grace_time",
             reason: format!(
                 "must be a positive number of seconds or null, got {}",
                 kind(&other)
             ),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -424,15 +428,17 @@ fn take_max_instances(map: &mut Map<String, Value>) -> Result<Option<u32>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(Error::InvalidOption {
+            _ => Err(CoreError::InvalidOption {
                 option: "max_instances",
                 reason: format!("must be a whole number of at least 1, got {n}"),
-            }),
+            }
+            .into()),
         },
-        Some(other) => Err(Error::InvalidOption {
+        Some(other) => Err(CoreError::InvalidOption {
             option: "max_instances",
             reason: format!("must be a whole number of at least 1, got {}", kind(&other)),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -473,15 +479,16 @@ fn take_trigger(
 }
 
 /// `GET /scheduler`: Flask-APScheduler's three fields, and what apsched adds.
-pub(crate) fn scheduler_info(handle: &crate::SchedulerHandle) -> Value {
+pub(crate) fn scheduler_info(handle: &scheduler_core::SchedulerHandle) -> Value {
     let state = match handle.state() {
-        crate::SchedulerState::NotStarted => "not_started",
-        crate::SchedulerState::Running => "running",
-        crate::SchedulerState::Paused => "paused",
-        crate::SchedulerState::Stopped => "stopped",
+        scheduler_core::SchedulerState::NotStarted => "not_started",
+        scheduler_core::SchedulerState::Running => "running",
+        scheduler_core::SchedulerState::Paused => "paused",
+        scheduler_core::SchedulerState::Stopped => "stopped",
+        _ => "unknown",
     };
     json!({
-        "running": handle.state() == crate::SchedulerState::Running,
+        "running": handle.state() == scheduler_core::SchedulerState::Running,
         "state": state,
         "current_host": current_host(),
         // apsched has no host allow-list: which processes run jobs is decided by whether they
@@ -493,19 +500,5 @@ pub(crate) fn scheduler_info(handle: &crate::SchedulerHandle) -> Value {
 }
 
 fn current_host() -> String {
-    crate::scheduler::host_name().unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// The next fire of a trigger from now: a PATCH checks the new trigger has one before it
-/// changes anything.
-pub(crate) fn check_fires(trigger: &TriggerSpec, now: DateTime<Utc>) -> Result<()> {
-    let mut anchored = trigger.clone();
-    anchored.anchor(now);
-    if anchored.next_fire_time(None, now).is_none() {
-        return Err(Error::NeverFires(format!(
-            "the new {} trigger has no fire time after {now}",
-            trigger.kind()
-        )));
-    }
-    Ok(())
+    scheduler_core::host_name().unwrap_or_else(|| "unknown".to_owned())
 }

@@ -30,6 +30,7 @@
 //! callback), or explicitly [`Api::without_auth`].
 
 mod config;
+mod error;
 mod lifecycle;
 mod model;
 
@@ -45,8 +46,9 @@ use serde_json::{Value, json};
 pub use self::config::{LoadedJobs, load_jobs, load_jobs_file};
 pub use self::lifecycle::{Lifecycle, Stopped, shutdown_signal, start_if_needed};
 pub use self::model::{JobChanges, JobRequest, fire_json, job_json};
-use crate::error::Error;
-use crate::scheduler::SchedulerHandle;
+pub use crate::error::{Error, Result};
+use scheduler_core::Error as CoreError;
+use scheduler_core::SchedulerHandle;
 
 /// The default prefix the routes are mounted under.
 pub const DEFAULT_PREFIX: &str = "/scheduler";
@@ -73,7 +75,8 @@ enum Auth {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use scheduler_core::{Scheduler, api::Api};
+/// use scheduler_api::Api;
+/// use scheduler_core::Scheduler;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -328,17 +331,23 @@ impl Api {
         match (route, method) {
             (Route::Info, _) => ok(model::scheduler_info(handle)),
             (Route::Scheduler(SchedulerAction::Pause), _) => {
-                handle.pause_all().await.and_then(|()| done())
+                handle.pause_all().await?;
+                done()
             }
             (Route::Scheduler(SchedulerAction::Resume), _) => {
-                handle.resume_all().await.and_then(|()| done())
+                handle.resume_all().await?;
+                done()
             }
             (Route::Scheduler(SchedulerAction::Start), _) => {
-                handle.start().await.and_then(|()| done())
+                handle.start().await?;
+                done()
             }
             (Route::Scheduler(SchedulerAction::Shutdown), _) => {
                 let deadline = shutdown_deadline(body.as_ref())?;
-                handle.shutdown(deadline).await.and_then(|_| done())
+                {
+                    handle.shutdown(deadline).await?;
+                    done()
+                }
             }
             (Route::Jobs, &Method::GET) => {
                 let jobs = handle.list().await?;
@@ -353,13 +362,13 @@ impl Api {
                 Ok((StatusCode::CREATED, Some(job_json(&added))))
             }
             (Route::Job(id), &Method::GET) => {
-                let job = handle
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+                let job = handle.get(id).await?.ok_or_else(|| not_found(id))?;
                 ok(job_json(&job))
             }
-            (Route::Job(id), &Method::DELETE) => handle.remove(id).await.and_then(|()| done()),
+            (Route::Job(id), &Method::DELETE) => {
+                handle.remove(id).await?;
+                done()
+            }
             (Route::Job(id), _) => {
                 let body = body.ok_or_else(|| {
                     Error::InvalidJob(
@@ -368,19 +377,12 @@ impl Api {
                 })?;
                 let JobChanges { changes, trigger } =
                     JobChanges::from_value(body, handle.timezone(), handle.now())?;
-                // Checked before anything changes, so a bad trigger leaves the options alone.
-                handle
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
-                if let Some(trigger) = &trigger {
-                    model::check_fires(trigger, handle.now())?;
-                }
-                let mut job = handle.modify(id, changes).await?;
-                if let Some(trigger) = trigger {
-                    job = handle.reschedule(id, trigger).await?;
-                }
-                ok(job_json(&job))
+                let changes = match trigger {
+                    Some(trigger) => changes.trigger(trigger),
+                    None => changes,
+                };
+                // One command: a bad trigger leaves the options alone too.
+                ok(job_json(&handle.modify(id, changes).await?))
             }
             (Route::Runs(id), _) => {
                 let limit = runs_limit(query)?;
@@ -391,10 +393,7 @@ impl Api {
             (Route::JobAction(id, JobAction::Resume), _) => ok(job_json(&handle.resume(id).await?)),
             (Route::JobAction(id, JobAction::Run), _) => {
                 handle.run_now(id).await?;
-                let job = handle
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| Error::ScheduleNotFound(id.to_owned()))?;
+                let job = handle.get(id).await?.ok_or_else(|| not_found(id))?;
                 Ok((StatusCode::ACCEPTED, Some(job_json(&job))))
             }
         }
@@ -578,17 +577,28 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
+fn not_found(id: &str) -> Error {
+    CoreError::ScheduleNotFound(id.to_owned()).into()
+}
+
 /// The status an error is answered with.
 #[must_use]
 pub fn status_of(error: &Error) -> StatusCode {
+    let Error::Scheduler(error) = error else {
+        return if error.is_invalid_input() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+    };
     match error {
-        Error::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
-        Error::ConflictingId(_)
-        | Error::MaxInstancesReached { .. }
-        | Error::AlreadyRunning
-        | Error::NotStarted => StatusCode::CONFLICT,
-        Error::SchedulerStopped => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        CoreError::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
+        CoreError::ConflictingId(_)
+        | CoreError::MaxInstancesReached { .. }
+        | CoreError::AlreadyRunning
+        | CoreError::NotStarted => StatusCode::CONFLICT,
+        CoreError::SchedulerStopped => StatusCode::SERVICE_UNAVAILABLE,
+        CoreError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         error if error.is_invalid_input() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use scheduler_core::Error as CoreError;
+
 use crate::error::{Error, Result};
-use crate::event::ShutdownReport;
-use crate::scheduler::SchedulerHandle;
+use scheduler_core::SchedulerHandle;
+use scheduler_core::ShutdownReport;
 
 type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -41,7 +43,7 @@ type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// ```no_run
 /// use std::time::Duration;
 /// use scheduler_core::Scheduler;
-/// use scheduler_core::api::Lifecycle;
+/// use scheduler_api::Lifecycle;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let scheduler = Scheduler::builder().build();
@@ -312,8 +314,8 @@ async fn watch(
 async fn stop_scheduler(scheduler: &SchedulerHandle, deadline: Duration) -> Result<ShutdownReport> {
     match scheduler.shutdown(deadline).await {
         Ok(report) => Ok(report),
-        Err(Error::SchedulerStopped) => Ok(ShutdownReport::default()),
-        Err(error) => Err(error),
+        Err(CoreError::SchedulerStopped) => Ok(ShutdownReport::default()),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -379,7 +381,7 @@ pub async fn shutdown_signal() {
 /// [`Error::SchedulerStopped`] for a scheduler that was shut down, or a store error.
 pub async fn start_if_needed(scheduler: &SchedulerHandle) -> Result<()> {
     match scheduler.start().await {
-        Ok(()) | Err(Error::AlreadyRunning) => Ok(()),
-        Err(error) => Err(error),
+        Ok(()) | Err(CoreError::AlreadyRunning) => Ok(()),
+        Err(error) => Err(error.into()),
     }
 }

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::model::JobRequest;
 use crate::error::{Error, Result};
-use crate::scheduler::SchedulerHandle;
+use crate::model::JobRequest;
+use scheduler_core::SchedulerHandle;
 
 /// What [`load_jobs`] did with each declared job, by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,10 +30,11 @@ pub struct LoadedJobs {
 /// Every job is read before any is added: one bad entry adds nothing.
 ///
 /// ```
-/// use scheduler_core::{JobContext, Scheduler, api};
+/// use scheduler_core::{JobContext, Scheduler};
+/// use scheduler_api as api;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), scheduler_core::Error> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let scheduler = Scheduler::builder()
 ///     .job("update_db", |_ctx: JobContext| async {})
 ///     .build()

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use scheduler_core::api::{load_jobs, load_jobs_file};
+use scheduler_api::Error;
+use scheduler_api::{load_jobs, load_jobs_file};
 use scheduler_core::clock::TestClock;
 use scheduler_core::store::MemoryStore;
-use scheduler_core::{Error, JobContext, Scheduler, SchedulerHandle};
+use scheduler_core::{JobContext, Scheduler, SchedulerHandle};
 use serde_json::json;
 
 async fn boot(store: &MemoryStore) -> SchedulerHandle {
