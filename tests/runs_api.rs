@@ -141,7 +141,7 @@ async fn an_in_memory_scheduler_answers_from_its_own_history() {
         .map(|f| f["nominal_time"].as_str().unwrap())
         .collect();
     // Successes are summed up by the latest; every failure is there.
-    assert_eq!(times, ["2026-01-01T00:00:03Z"]);
+    assert_eq!(times, ["2026-01-01T00:00:03+00:00"]);
     assert_eq!(runs[0]["state"], "succeeded");
     assert_eq!(runs[0]["owner"], "web-1");
     let (_, failed) = get(&api, "/scheduler/jobs/fail/runs").await;
@@ -153,7 +153,7 @@ async fn an_in_memory_scheduler_answers_from_its_own_history() {
             .all(|f| f["state"] == "failed" && f["error"] == "disk full")
     );
     let (_, one) = get(&api, "/scheduler/jobs/fail/runs?limit=1").await;
-    assert_eq!(one[0]["nominal_time"], "2026-01-01T00:00:03Z");
+    assert_eq!(one[0]["nominal_time"], "2026-01-01T00:00:03+00:00");
     let (status, _) = get(&api, "/scheduler/jobs/nope/runs").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     scheduler.shutdown(Duration::from_secs(5)).await.unwrap();

@@ -64,6 +64,9 @@ pub struct Config {
     /// `SHUTDOWN_DEADLINE_SECS` (default 8, at most 3600): after SIGTERM or Ctrl-C, how long
     /// requests in flight and running updates get before they are cut off.
     pub shutdown_deadline: Duration,
+    /// `SCHEDULER_TIMEZONE` (default UTC): the zone naive date-times and cron fields posted to
+    /// the API are read in, as Flask-APScheduler's `SCHEDULER_TIMEZONE`.
+    pub timezone: String,
 }
 
 impl fmt::Debug for Config {
@@ -78,6 +81,7 @@ impl fmt::Debug for Config {
             .field("scheduler_store", &self.scheduler_store)
             .field("lease", &self.lease)
             .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("timezone", &self.timezone)
             .finish()
     }
 }
@@ -224,6 +228,16 @@ impl Config {
                     )
                 })?,
         };
+        let timezone = match lookup("SCHEDULER_TIMEZONE") {
+            None => "UTC".to_owned(),
+            Some(value) => {
+                // Checked here so a typo stops the demo before anything starts.
+                let _checked = apsched::Scheduler::builder()
+                    .timezone(&value)
+                    .map_err(|e| error("SCHEDULER_TIMEZONE", &value, &e.to_string()))?;
+                value.trim().to_owned()
+            }
+        };
         Ok(Self {
             host,
             port,
@@ -234,6 +248,7 @@ impl Config {
             scheduler_store,
             lease,
             shutdown_deadline,
+            timezone,
         })
     }
 
@@ -242,13 +257,14 @@ impl Config {
     #[must_use]
     pub fn summary(&self) -> String {
         format!(
-            "framework={} HOST={} PORT={} DATABASE_URL={} SCHEDULER_STORE={} SCHEDULER_LEASE_SECS={} UPDATE_INTERVAL_SECS={} SHUTDOWN_DEADLINE_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
+            "framework={} HOST={} PORT={} DATABASE_URL={} SCHEDULER_STORE={} SCHEDULER_LEASE_SECS={} SCHEDULER_TIMEZONE={} UPDATE_INTERVAL_SECS={} SHUTDOWN_DEADLINE_SECS={} SCHEDULER_API_TOKEN={} RUST_LOG={}",
             self.framework,
             self.host,
             self.port,
             redact(&self.database_url),
             self.scheduler_store,
             self.lease.as_secs(),
+            self.timezone,
             self.update_interval.as_secs(),
             self.shutdown_deadline.as_secs_f64(),
             if self.api_token.is_some() {
@@ -348,6 +364,10 @@ mod tests {
             (
                 ("SCHEDULER_LEASE_SECS", "0"),
                 "SCHEDULER_LEASE_SECS=\"0\": must be a whole number of seconds, from 1 to 3600",
+            ),
+            (
+                ("SCHEDULER_TIMEZONE", "Mars/Olympus"),
+                "SCHEDULER_TIMEZONE=\"Mars/Olympus\": unknown time zone \"Mars/Olympus\" (expected an IANA name such as \"Europe/Berlin\")",
             ),
             (
                 ("SHUTDOWN_DEADLINE_SECS", "-1"),

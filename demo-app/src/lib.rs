@@ -75,6 +75,8 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
     // there: each update runs once, on one of them.
     let shared = config.scheduler_store == SchedulerStore::Database;
     let mut builder = Scheduler::builder()
+        .timezone(&config.timezone)
+        .map_err(|e| format!("SCHEDULER_TIMEZONE: {e}"))?
         .state(Db(db.clone()))
         .job("update_db", update_db);
     if shared {

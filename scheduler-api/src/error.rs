@@ -14,6 +14,9 @@ pub enum Error {
     /// A request that cannot be served as sent (its query or its body).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A request the scheduler's state does not allow (starting it after it shut down).
+    #[error("{0}")]
+    InvalidState(String),
     /// The process's signals (SIGTERM, Ctrl-C) cannot be watched.
     #[error("cannot watch for SIGTERM and Ctrl-C")]
     Signals(#[source] std::io::Error),
@@ -30,7 +33,7 @@ impl Error {
         match self {
             Self::InvalidJob(_) | Self::InvalidRequest(_) => true,
             Self::Scheduler(error) => error.is_invalid_input(),
-            Self::Signals(_) => false,
+            Self::Signals(_) | Self::InvalidState(_) => false,
         }
     }
 }

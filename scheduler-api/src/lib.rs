@@ -10,7 +10,7 @@
 //! | `POST /scheduler/{pause,resume,start}` | 204 |
 //! | `POST /scheduler/shutdown`, no body or `{"wait": bool, "deadline_seconds": 0 to 3600}` | 204 |
 //! | `GET /scheduler/jobs` | 200, the jobs |
-//! | `POST /scheduler/jobs` | 201, the job added |
+//! | `POST /scheduler/jobs` | 200, the job added (as Flask-APScheduler answers) |
 //! | `GET /scheduler/jobs/{id}` | 200, the job |
 //! | `PATCH /scheduler/jobs/{id}` | 200, the job changed |
 //! | `DELETE /scheduler/jobs/{id}` | 204 |
@@ -22,7 +22,8 @@
 //! trigger or option, an unknown job name), 401 with `WWW-Authenticate` (missing or wrong
 //! credentials), 403 (a change to a read-only API), 404 (unknown id or route), 405 (with
 //! `Allow`), 409 (an id that exists, `max_instances` reached, a state that does not allow
-//! it), 413 (a body over the limit), 415 (a body that is not JSON), 503 (the scheduler has shut
+//! it: starting a scheduler that shut down), 413 (a body over the limit), 415 (a form: any
+//! other body is read as JSON, as Flask-APScheduler reads it), 503 (the scheduler has shut
 //! down), 500 (the store failed). A request that fails changes nothing.
 //!
 //! Nothing is served unless mounted, and mounting asks how requests are authorized:
@@ -31,6 +32,7 @@
 
 mod config;
 mod error;
+pub mod flask;
 mod lifecycle;
 mod model;
 
@@ -277,10 +279,10 @@ impl Api {
         }
         let json = if body.is_empty() {
             None
-        } else if !is_json(&parts) {
+        } else if is_form(&parts) {
             return error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the request body must be JSON, sent with Content-Type: application/json",
+                "the request body must be JSON (a form was sent); send it with Content-Type: application/json",
             );
         } else {
             match serde_json::from_slice::<Value>(&body) {
@@ -326,6 +328,8 @@ impl Api {
         query: Option<&str>,
     ) -> crate::Result<(StatusCode, Option<Value>)> {
         let handle = &self.handle;
+        let zone = handle.timezone();
+        let job_json = |schedule: &scheduler_core::Schedule| job_json(schedule, zone);
         let ok = |value: Value| Ok((StatusCode::OK, Some(value)));
         let done = || Ok((StatusCode::NO_CONTENT, None));
         match (route, method) {
@@ -338,10 +342,18 @@ impl Api {
                 handle.resume_all().await?;
                 done()
             }
-            (Route::Scheduler(SchedulerAction::Start), _) => {
-                handle.start().await?;
-                done()
-            }
+            (Route::Scheduler(SchedulerAction::Start), _) => match handle.start().await {
+                // A scheduler that has shut down has released its store and its jobs' state;
+                // starting it again is starting the process again.
+                Err(CoreError::SchedulerStopped) => Err(Error::InvalidState(
+                    "the scheduler has shut down and cannot start again; restart the process"
+                        .to_owned(),
+                )),
+                other => {
+                    other?;
+                    done()
+                }
+            },
             (Route::Scheduler(SchedulerAction::Shutdown), _) => {
                 let deadline = shutdown_deadline(body.as_ref())?;
                 {
@@ -359,7 +371,8 @@ impl Api {
                 })?;
                 let request = JobRequest::from_value(body, handle.timezone(), handle.now())?;
                 let added = handle.add(request.into_new_schedule()).await?;
-                Ok((StatusCode::CREATED, Some(job_json(&added))))
+                // 200 as Flask-APScheduler answers, not 201: its clients check for it.
+                ok(job_json(&added))
             }
             (Route::Job(id), &Method::GET) => {
                 let job = handle.get(id).await?.ok_or_else(|| not_found(id))?;
@@ -375,19 +388,18 @@ impl Api {
                         "the request body must be the changes as a JSON object".to_owned(),
                     )
                 })?;
-                let JobChanges { changes, trigger } =
-                    JobChanges::from_value(body, handle.timezone(), handle.now())?;
-                let changes = match trigger {
-                    Some(trigger) => changes.trigger(trigger),
-                    None => changes,
-                };
+                let changes = JobChanges::from_value(body, zone, handle.now())?;
                 // One command: a bad trigger leaves the options alone too.
-                ok(job_json(&handle.modify(id, changes).await?))
+                ok(job_json(&handle.modify(id, changes.into_changes()).await?))
             }
             (Route::Runs(id), _) => {
                 let limit = runs_limit(query)?;
                 let runs = handle.runs(id, limit).await?;
-                ok(Value::Array(runs.iter().map(model::fire_json).collect()))
+                ok(Value::Array(
+                    runs.iter()
+                        .map(|fire| model::fire_json(fire, zone))
+                        .collect(),
+                ))
             }
             (Route::JobAction(id, JobAction::Pause), _) => ok(job_json(&handle.pause(id).await?)),
             (Route::JobAction(id, JobAction::Resume), _) => ok(job_json(&handle.resume(id).await?)),
@@ -531,7 +543,10 @@ fn shutdown_deadline(body: Option<&Value>) -> crate::Result<Duration> {
     }
 }
 
-fn is_json(parts: &http::request::Parts) -> bool {
+/// Whether the body is declared a form. Anything else is read as JSON, as Flask-APScheduler
+/// reads it (`get_json(force=True)`): clients that send no content type, or `text/plain`,
+/// work unchanged.
+fn is_form(parts: &http::request::Parts) -> bool {
     parts
         .headers
         .get(CONTENT_TYPE)
@@ -539,8 +554,8 @@ fn is_json(parts: &http::request::Parts) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                || mime.eq_ignore_ascii_case("multipart/form-data")
         })
 }
 
@@ -584,6 +599,9 @@ fn not_found(id: &str) -> Error {
 /// The status an error is answered with.
 #[must_use]
 pub fn status_of(error: &Error) -> StatusCode {
+    if matches!(error, Error::InvalidState(_)) {
+        return StatusCode::CONFLICT;
+    }
     let Error::Scheduler(error) = error else {
         return if error.is_invalid_input() {
             StatusCode::BAD_REQUEST

@@ -2,36 +2,158 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
-use scheduler_core::Error as CoreError;
-
 use crate::error::{Error, Result};
+use crate::flask::{self, isoformat};
 use scheduler_core::trigger::{DateTrigger, TriggerSpec, parse_instant};
 use scheduler_core::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
 
-/// The keys of a job dict that are not trigger fields.
-const JOB_KEYS: [&str; 15] = [
-    "id",
-    "name",
-    "func",
-    "job",
-    "args",
-    "kwargs",
-    "next_run_time",
-    "misfire_grace_time",
-    "coalesce",
-    "max_instances",
-    "replace_existing",
-    "paused",
-    "at_most_once",
+/// A job dict's own keys (the rest are its trigger's fields), typed; `null` is "not given"
+/// except where it means something (`next_run_time`, `misfire_grace_time`).
+#[derive(Debug, Deserialize)]
+struct JobDict {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    func: Option<String>,
+    #[serde(default)]
+    job: Option<String>,
+    #[serde(default)]
+    args: Option<Value>,
+    #[serde(default)]
+    kwargs: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "given")]
+    next_run_time: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    misfire_grace_time: Option<Option<f64>>,
+    #[serde(default)]
+    coalesce: Option<bool>,
+    #[serde(default)]
+    max_instances: Option<u32>,
+    #[serde(default)]
+    replace_existing: Option<bool>,
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    at_most_once: Option<bool>,
     // Accepted for compatibility with Flask-APScheduler configurations; apsched has one
     // store and no executors to choose from.
-    "jobstore",
-    "executor",
-];
+    #[serde(default, rename = "jobstore")]
+    _jobstore: Option<String>,
+    #[serde(default, rename = "executor")]
+    _executor: Option<String>,
+    /// The trigger: its fields beside the job's keys, or nested under `trigger`.
+    #[serde(flatten)]
+    trigger: Map<String, Value>,
+}
+
+/// Tells a `null` (`Some(None)`) from an absent key (`None`).
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+const JOB_KEYS: &str = "id, name, func, args, kwargs, next_run_time, misfire_grace_time, \
+                        coalesce, max_instances, replace_existing, paused, at_most_once";
+
+impl JobDict {
+    fn read(value: Value, what: &str) -> Result<Self> {
+        if !value.is_object() {
+            return Err(invalid(format!(
+                "{what} must be a JSON object, got {}",
+                flask::json_kind(&value)
+            )));
+        }
+        let dict: Self = serde_path_to_error::deserialize(value)
+            .map_err(|e| invalid(format!("{}: {}", e.path(), e.inner())))?;
+        if let Some(unknown) = dict.trigger.keys().find(|k| !flask::is_trigger_field(k)) {
+            return Err(invalid(format!(
+                "unknown field \"{unknown}\" (a job takes {JOB_KEYS} and its trigger's fields)"
+            )));
+        }
+        Ok(dict)
+    }
+
+    /// The one JSON value a run receives: `args` or `kwargs`.
+    fn job_args(&mut self) -> Result<Option<Value>> {
+        let args = self
+            .args
+            .take()
+            .filter(|a| !a.is_null() && *a != Value::Array(Vec::new()));
+        let kwargs = self.kwargs.take().filter(|k| !k.is_empty());
+        match (args, kwargs) {
+            (Some(_), Some(_)) => Err(invalid(
+                "give \"args\" or \"kwargs\", not both: a Rust job receives one JSON value"
+                    .to_owned(),
+            )),
+            (Some(args), None) => Ok(Some(args)),
+            (None, Some(kwargs)) => Ok(Some(Value::Object(kwargs))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn grace(&self) -> Result<Option<Option<Duration>>> {
+        self.misfire_grace_time
+            .map(|grace| {
+                grace
+                    .map(|seconds| flask::duration("misfire_grace_time", seconds, false))
+                    .transpose()
+            })
+            .transpose()
+    }
+
+    fn max_instances(&self) -> Result<Option<u32>> {
+        match self.max_instances {
+            Some(0) => Err(scheduler_core::Error::InvalidOption {
+                option: "max_instances",
+                reason: "must be a whole number of at least 1, got 0".to_owned(),
+            }
+            .into()),
+            other => Ok(other),
+        }
+    }
+
+    /// The trigger, with whether it has a start of its own; none means "once, now".
+    fn trigger(&mut self, timezone: Tz, now: DateTime<Utc>) -> Result<Option<(TriggerSpec, bool)>> {
+        let mut fields = std::mem::take(&mut self.trigger);
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        if let Some(Value::Object(nested)) = fields.get("trigger").cloned() {
+            // Flask-APScheduler's legacy form: the nested fields join the others.
+            fields.remove("trigger");
+            fields.extend(nested);
+            if !fields.contains_key("trigger") {
+                let kind = fields.remove("type").unwrap_or_else(|| "date".into());
+                fields.insert("trigger".into(), kind);
+            }
+        }
+        if !fields.contains_key("trigger") {
+            // APScheduler: no trigger is a date trigger, at `run_date` or now.
+            fields.insert("trigger".into(), "date".into());
+            if !fields.contains_key("run_date") {
+                return match fields.keys().find(|k| *k != "trigger" && *k != "timezone") {
+                    Some(key) => Err(invalid(format!(
+                        "\"{key}\" needs a \"trigger\" (\"interval\", \"cron\", \"date\", \"or\" or \"and\")"
+                    ))),
+                    None => Ok(Some((DateTrigger::at(now).into(), true))),
+                };
+            }
+        }
+        let has_start = fields.contains_key("start_date");
+        Ok(Some((
+            flask::trigger_from_map(fields, timezone)?,
+            has_start,
+        )))
+    }
+}
 
 /// A job as `POST /scheduler/jobs` and configuration files give it: Flask-APScheduler's job
 /// dict.
@@ -44,9 +166,9 @@ const JOB_KEYS: [&str; 15] = [
 /// - `func` (or `job`) names a job registered on the scheduler; a Python import path cannot
 ///   mean anything here.
 /// - `args` is any JSON value given to every run; `kwargs` (an object) may stand in for it.
-/// - The trigger is either flattened (`"trigger": "cron", "minute": "*/5"`) or nested
-///   (`"trigger": {"trigger": "cron", "expr": "*/5 * * * *"}`); without one the job runs once,
-///   now, as in APScheduler.
+/// - The trigger is flattened (`"trigger": "cron", "minute": "*/5"`, read by
+///   [`flask::trigger_from_value`]) or nested (`"trigger": {"type": "cron", ...}`); without
+///   one the job runs once, now, as in APScheduler.
 /// - `next_run_time`: `"now"`, a date-time, or `null` to add the job paused.
 #[derive(Debug)]
 pub struct JobRequest {
@@ -66,25 +188,15 @@ pub struct JobRequest {
 }
 
 impl JobRequest {
-    /// Reads a job dict. Naive date-times and cron expressions without a `timezone` are read
-    /// in `timezone` (the scheduler's default).
+    /// Reads a job dict. Naive date-times and cron fields without a `timezone` are read in
+    /// `timezone` (the scheduler's).
     ///
     /// # Errors
     ///
     /// A message naming the field at fault, or the trigger's own error.
     pub fn from_value(value: Value, timezone: Tz, now: DateTime<Utc>) -> Result<Self> {
-        let Value::Object(mut map) = value else {
-            return Err(invalid(format!(
-                "a job must be a JSON object, got {}",
-                kind(&value)
-            )));
-        };
-        let id = take_string(&mut map, "id")?;
-        let name = take_string(&mut map, "name")?;
-        let job = match (
-            take_string(&mut map, "func")?,
-            take_string(&mut map, "job")?,
-        ) {
+        let mut dict = JobDict::read(value, "a job")?;
+        let job = match (dict.func.take(), dict.job.take()) {
             (Some(a), Some(b)) if a != b => {
                 return Err(invalid(format!(
                     "\"func\" ({a}) and \"job\" ({b}) disagree; give one"
@@ -97,42 +209,32 @@ impl JobRequest {
                 ));
             }
         };
-        let args = take_args(&mut map)?;
-        let (first_run, paused_by_next_run) = match map.remove("next_run_time") {
+        let args = dict.job_args()?.unwrap_or(Value::Null);
+        let (first_run, paused_by_next_run) = match dict.next_run_time.take() {
             None => (FirstRun::Trigger, false),
-            Some(Value::Null) => (FirstRun::Trigger, true),
-            Some(Value::String(text)) if text.eq_ignore_ascii_case("now") => (FirstRun::Now, false),
-            Some(Value::String(text)) => (FirstRun::At(parse_instant(&text, timezone)?), false),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "\"next_run_time\" must be \"now\", a date-time or null, got {}",
-                    kind(&other)
-                )));
-            }
+            Some(None) => (FirstRun::Trigger, true),
+            Some(Some(text)) if text.eq_ignore_ascii_case("now") => (FirstRun::Now, false),
+            Some(Some(text)) => (FirstRun::At(parse_instant(&text, timezone)?), false),
         };
-        let misfire_grace_time = take_grace(&mut map)?;
-        let coalesce = take_bool(&mut map, "coalesce")?;
-        let max_instances = take_max_instances(&mut map)?;
-        let replace_existing = take_bool(&mut map, "replace_existing")?.unwrap_or(false);
-        let at_most_once = take_bool(&mut map, "at_most_once")?.unwrap_or(false);
-        let paused = take_bool(&mut map, "paused")?.unwrap_or(false) || paused_by_next_run;
-        map.remove("jobstore");
-        map.remove("executor");
-        let (trigger, trigger_has_start) = take_trigger(map, timezone, now)?;
+        let misfire_grace_time = dict.grace()?;
+        let max_instances = dict.max_instances()?;
+        let (trigger, trigger_has_start) = dict
+            .trigger(timezone, now)?
+            .unwrap_or_else(|| (DateTrigger::at(now).into(), true));
         Ok(Self {
-            id,
-            name,
+            id: dict.id,
+            name: dict.name,
             job,
             args,
             trigger,
             trigger_has_start,
             first_run,
-            paused,
+            paused: dict.paused.unwrap_or(false) || paused_by_next_run,
             misfire_grace_time,
-            coalesce,
+            coalesce: dict.coalesce,
             max_instances,
-            at_most_once,
-            replace_existing,
+            at_most_once: dict.at_most_once.unwrap_or(false),
+            replace_existing: dict.replace_existing.unwrap_or(false),
         })
     }
 
@@ -210,78 +312,93 @@ fn strip_interval_starts(trigger: &mut Value) {
     }
 }
 
-/// The changes a `PATCH /scheduler/jobs/{id}` asks for: options, and a new trigger.
+/// The changes a `PATCH /scheduler/jobs/{id}` asks for, as one command: `name`, `func`,
+/// `args`/`kwargs`, `misfire_grace_time`, `coalesce`, `max_instances`, `next_run_time`
+/// (`null` pauses), and a trigger (its fields, as in a job dict) to reschedule.
 #[derive(Debug, Default)]
 pub struct JobChanges {
     pub(crate) changes: ScheduleChanges,
-    pub(crate) trigger: Option<TriggerSpec>,
 }
 
 impl JobChanges {
-    /// Reads a PATCH body: `name`, `args`/`kwargs`, `misfire_grace_time`, `coalesce`,
-    /// `max_instances`, and a trigger (flattened or nested) to reschedule.
+    /// Reads a PATCH body.
     ///
     /// # Errors
     ///
     /// A message naming the field at fault, or the trigger's own error.
     pub fn from_value(value: Value, timezone: Tz, now: DateTime<Utc>) -> Result<Self> {
-        let Value::Object(mut map) = value else {
-            return Err(invalid(format!(
-                "the changes must be a JSON object, got {}",
-                kind(&value)
-            )));
+        let mut dict = JobDict::read(value, "the changes")?;
+        let refuse = |key: &str, hint: &str| {
+            Err(invalid(format!(
+                "\"{key}\" cannot be changed with PATCH{hint}"
+            )))
         };
-        for key in [
-            "id",
-            "func",
-            "job",
-            "next_run_time",
-            "replace_existing",
-            "paused",
-        ] {
-            if map.contains_key(key) {
-                let hint = match key {
-                    "paused" => " (use POST .../pause or .../resume)",
-                    "id" => " (an id cannot change)",
-                    _ => "",
-                };
-                return Err(invalid(format!(
-                    "\"{key}\" cannot be changed with PATCH{hint}"
-                )));
-            }
+        if dict.id.is_some() {
+            return refuse("id", " (an id cannot change)");
+        }
+        if dict.paused.is_some() {
+            return refuse("paused", " (use POST .../pause or .../resume)");
+        }
+        if dict.replace_existing.is_some() {
+            return refuse("replace_existing", "");
+        }
+        if dict.at_most_once.is_some() {
+            return refuse("at_most_once", " (replace the job instead)");
         }
         let mut changes = ScheduleChanges::new();
-        if let Some(name) = take_string(&mut map, "name")? {
+        if let Some(name) = dict.name.take() {
             changes = changes.name(name);
         }
-        if map.contains_key("args") || map.contains_key("kwargs") {
-            changes = changes.args(take_args(&mut map)?);
+        match (dict.func.take(), dict.job.take()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(invalid(format!(
+                    "\"func\" ({a}) and \"job\" ({b}) disagree; give one"
+                )));
+            }
+            (Some(job), _) | (None, Some(job)) => changes = changes.job(job),
+            (None, None) => {}
         }
-        if let Some(grace) = take_grace(&mut map)? {
+        if dict.args.is_some() || dict.kwargs.is_some() {
+            changes = changes.args(dict.job_args()?.unwrap_or(Value::Null));
+        }
+        if let Some(grace) = dict.grace()? {
             changes = changes.misfire_grace_time(grace);
         }
-        if let Some(coalesce) = take_bool(&mut map, "coalesce")? {
+        if let Some(coalesce) = dict.coalesce {
             changes = changes.coalesce(coalesce);
         }
-        if let Some(max_instances) = take_max_instances(&mut map)? {
+        if let Some(max_instances) = dict.max_instances()? {
             changes = changes.max_instances(max_instances);
         }
-        map.remove("jobstore");
-        map.remove("executor");
-        let trigger = if map.is_empty() {
-            None
-        } else {
-            Some(take_trigger(map, timezone, now)?.0)
-        };
-        Ok(Self { changes, trigger })
+        if let Some((trigger, _)) = dict.trigger(timezone, now)? {
+            changes = changes.trigger(trigger);
+        }
+        match dict.next_run_time.take() {
+            None => {}
+            Some(None) => changes = changes.next_run_time(None),
+            Some(Some(text)) if text.eq_ignore_ascii_case("now") => {
+                changes = changes.next_run_time(Some(now));
+            }
+            Some(Some(text)) => {
+                changes = changes.next_run_time(Some(parse_instant(&text, timezone)?));
+            }
+        }
+        Ok(Self { changes })
+    }
+
+    /// The changes, as one command for [`SchedulerHandle::modify`](scheduler_core::SchedulerHandle::modify).
+    pub fn into_changes(self) -> ScheduleChanges {
+        self.changes
     }
 }
 
-/// A schedule as the REST API shows it: Flask-APScheduler's job JSON, with the trigger's
-/// fields flattened in (time zone and jitter included) and the options it left out
-/// (`coalesce`, `paused`), so that posting it back recreates the same schedule.
+/// A schedule as the REST API shows it: Flask-APScheduler's job dict (date-times as Python's
+/// `isoformat()` in the trigger's zone, an interval's in `timezone`, the scheduler's; `args`
+/// and `kwargs` as sent; cron fields as APScheduler writes them back), plus what apsched adds
+/// so that posting it back recreates the same schedule: `coalesce`, `paused`,
+/// `at_most_once`, the trigger's `timezone` and `jitter`.
 #[must_use]
-pub fn job_json(schedule: &Schedule) -> Value {
+pub fn job_json(schedule: &Schedule, timezone: Tz) -> Value {
     let mut map = Map::new();
     map.insert("id".into(), schedule.id().into());
     map.insert("name".into(), schedule.name().into());
@@ -289,38 +406,46 @@ pub fn job_json(schedule: &Schedule) -> Value {
         "func".into(),
         schedule.job_name().map_or(Value::Null, Value::from),
     );
-    map.insert("args".into(), schedule.args().clone());
-    map.insert("kwargs".into(), json!({}));
-    if let Value::Object(trigger) = schedule.trigger().to_value() {
-        map.extend(trigger);
-    }
+    let (args, kwargs) = match schedule.args() {
+        Value::Null => (json!([]), json!({})),
+        Value::Object(kwargs) => (json!([]), Value::Object(kwargs.clone())),
+        args => (args.clone(), json!({})),
+    };
+    map.insert("args".into(), args);
+    map.insert("kwargs".into(), kwargs);
+    map.extend(flask::trigger_json(schedule.trigger(), timezone));
     map.insert(
         "next_run_time".into(),
         schedule.next_run_time().map_or(Value::Null, |t| {
-            t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()
+            isoformat(t, zone_of(schedule.trigger(), timezone)).into()
         }),
     );
     map.insert(
         "misfire_grace_time".into(),
         schedule
             .misfire_grace_time()
-            .map_or(Value::Null, |g| json!(g.as_secs_f64())),
+            .map_or(Value::Null, flask::seconds_json),
     );
-    map.insert("coalesce".into(), schedule.coalesce().into());
     map.insert("max_instances".into(), schedule.max_instances().into());
+    map.insert("coalesce".into(), schedule.coalesce().into());
     map.insert("paused".into(), schedule.paused().into());
     map.insert("at_most_once".into(), schedule.at_most_once().into());
     Value::Object(map)
 }
 
+/// The zone a schedule's times are shown in: its trigger's, else the scheduler's.
+fn zone_of(trigger: &TriggerSpec, scheduler_zone: Tz) -> Tz {
+    match trigger {
+        TriggerSpec::Cron(t) => t.timezone(),
+        TriggerSpec::Date(t) => t.timezone(),
+        _ => scheduler_zone,
+    }
+}
+
 /// A fire of the ledger as `GET /scheduler/jobs/{id}/runs` shows it.
 #[must_use]
-pub fn fire_json(fire: &scheduler_core::FireRecord) -> Value {
-    let time = |t: Option<DateTime<Utc>>| {
-        t.map_or(Value::Null, |t| {
-            t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()
-        })
-    };
+pub fn fire_json(fire: &scheduler_core::FireRecord, timezone: Tz) -> Value {
+    let time = |t: Option<DateTime<Utc>>| t.map_or(Value::Null, |t| isoformat(t, timezone).into());
     json!({
         "fire_id": fire.fire_id,
         "schedule_id": fire.schedule_id,
@@ -341,143 +466,6 @@ fn invalid(message: String) -> Error {
     Error::InvalidJob(message)
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn take_string(map: &mut Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match map.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid(format!(
-            "\"{key}\" must be a string, got {}",
-            kind(&other)
-        ))),
-    }
-}
-
-fn take_bool(map: &mut Map<String, Value>, key: &str) -> Result<Option<bool>> {
-    match map.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(other) => Err(invalid(format!(
-            "\"{key}\" must be true or false, got {}",
-            kind(&other)
-        ))),
-    }
-}
-
-fn take_args(map: &mut Map<String, Value>) -> Result<Value> {
-    let args = map.remove("args").unwrap_or(Value::Null);
-    let kwargs = match map.remove("kwargs") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(o)) if o.is_empty() => None,
-        Some(Value::Object(o)) => Some(Value::Object(o)),
-        Some(other) => {
-            return Err(invalid(format!(
-                "\"kwargs\" must be an object, got {}",
-                kind(&other)
-            )));
-        }
-    };
-    let args_given = !args.is_null() && args != Value::Array(Vec::new());
-    match (args_given, kwargs) {
-        (true, Some(_)) => Err(invalid(
-            "give \"args\" or \"kwargs\", not both: a job receives one JSON value".to_owned(),
-        )),
-        (false, Some(kwargs)) => Ok(kwargs),
-        (true, None) => Ok(args),
-        (false, None) => Ok(Value::Null),
-    }
-}
-
-fn take_grace(map: &mut Map<String, Value>) -> Result<Option<Option<Duration>>> {
-    match map.remove("misfire_grace_time") {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(secs) if secs.is_finite() && secs > 0.0 => {
-                Ok(Some(Some(Duration::from_secs_f64(secs))))
-            }
-            _ => Err(CoreError::InvalidOption {
-                option: "misfire_grace_time",
-                reason: format!("must be a positive number of seconds or null, got {n}"),
-            }
-            .into()),
-        },
-        Some(other) => Err(CoreError::InvalidOption {
-            option: "misfire_grace_time",
-            reason: format!(
-                "must be a positive number of seconds or null, got {}",
-                kind(&other)
-            ),
-        }
-        .into()),
-    }
-}
-
-fn take_max_instances(map: &mut Map<String, Value>) -> Result<Option<u32>> {
-    match map.remove("max_instances") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(CoreError::InvalidOption {
-                option: "max_instances",
-                reason: format!("must be a whole number of at least 1, got {n}"),
-            }
-            .into()),
-        },
-        Some(other) => Err(CoreError::InvalidOption {
-            option: "max_instances",
-            reason: format!("must be a whole number of at least 1, got {}", kind(&other)),
-        }
-        .into()),
-    }
-}
-
-/// The trigger of a job dict: nested under `trigger`, or flattened among the remaining keys;
-/// none means "once, now". Also says whether it has a start of its own.
-fn take_trigger(
-    mut map: Map<String, Value>,
-    timezone: Tz,
-    now: DateTime<Utc>,
-) -> Result<(TriggerSpec, bool)> {
-    let has_start = map.contains_key("start_date") || map.contains_key("start");
-    let spec = match map.get("trigger") {
-        None => {
-            if let Some(key) = map.keys().next() {
-                return Err(invalid(format!(
-                    "unknown field \"{key}\" (expected {} or a trigger)",
-                    JOB_KEYS.join(", ")
-                )));
-            }
-            return Ok((DateTrigger::at(now).into(), true));
-        }
-        Some(Value::Object(_)) => {
-            let Some(nested) = map.remove("trigger") else {
-                unreachable!("checked above")
-            };
-            if let Some(key) = map.keys().next() {
-                return Err(invalid(format!(
-                    "unknown field \"{key}\" beside a nested trigger (expected {})",
-                    JOB_KEYS.join(", ")
-                )));
-            }
-            let has_start = nested.get("start_date").is_some() || nested.get("start").is_some();
-            return Ok((TriggerSpec::from_value(nested, timezone)?, has_start));
-        }
-        Some(_) => TriggerSpec::from_value(Value::Object(std::mem::take(&mut map)), timezone)?,
-    };
-    Ok((spec, has_start))
-}
-
 /// `GET /scheduler`: Flask-APScheduler's three fields, and what apsched adds.
 pub(crate) fn scheduler_info(handle: &scheduler_core::SchedulerHandle) -> Value {
     let state = match handle.state() {
@@ -488,7 +476,11 @@ pub(crate) fn scheduler_info(handle: &scheduler_core::SchedulerHandle) -> Value 
         _ => "unknown",
     };
     json!({
-        "running": handle.state() == scheduler_core::SchedulerState::Running,
+        // As APScheduler: a paused scheduler is still running (`state` tells the two apart).
+        "running": matches!(
+            handle.state(),
+            scheduler_core::SchedulerState::Running | scheduler_core::SchedulerState::Paused
+        ),
         "state": state,
         "current_host": current_host(),
         // apsched has no host allow-list: which processes run jobs is decided by whether they

@@ -416,6 +416,7 @@ impl NewSchedule {
 #[must_use]
 pub struct ScheduleChanges {
     pub(crate) name: Option<String>,
+    pub(crate) job: Option<String>,
     pub(crate) args: Option<Value>,
     // Outer `None`: unchanged; inner `None`: no limit.
     pub(crate) misfire_grace_time: Option<Option<Duration>>,
@@ -441,6 +442,13 @@ impl ScheduleChanges {
     /// New args.
     pub fn args(mut self, args: Value) -> Self {
         self.args = Some(args);
+        self
+    }
+
+    /// Another registered job to run (APScheduler's `modify_job(func=...)`); runs going
+    /// finish as the old job.
+    pub fn job(mut self, job_name: impl Into<String>) -> Self {
+        self.job = Some(job_name.into());
         self
     }
 
@@ -519,6 +527,9 @@ impl ScheduleChanges {
         }
         if let Some(args) = &self.args {
             changed.args = Arc::new(args.clone());
+        }
+        if let Some(job) = &self.job {
+            changed.job = Some(job.as_str().into());
         }
         if let Some(grace) = self.misfire_grace_time {
             changed.misfire_grace_time = grace;

@@ -407,6 +407,9 @@ impl SchedulerHandle {
     ///
     /// Cancel safe: dropping the future loses only the answer.
     pub async fn get(&self, id: &str) -> Result<Option<Schedule>> {
+        if !can_exist(id) {
+            return Ok(None);
+        }
         self.call(|reply| Command::Get(id.to_owned(), reply)).await
     }
 
@@ -435,6 +438,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn modify(&self, id: &str, changes: ScheduleChanges) -> Result<Schedule> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::Modify(id.to_owned(), changes, reply))
             .await
     }
@@ -452,6 +458,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn reschedule(&self, id: &str, trigger: impl Into<TriggerSpec>) -> Result<Schedule> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         let trigger = trigger.into();
         self.call(|reply| Command::Reschedule(id.to_owned(), trigger, reply))
             .await
@@ -469,6 +478,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn pause(&self, id: &str) -> Result<Schedule> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::Pause(id.to_owned(), reply))
             .await
     }
@@ -486,6 +498,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn resume(&self, id: &str) -> Result<Schedule> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::Resume(id.to_owned(), reply))
             .await
     }
@@ -534,6 +549,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn remove(&self, id: &str) -> Result<()> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::Remove(id.to_owned(), reply))
             .await
     }
@@ -569,6 +587,9 @@ impl SchedulerHandle {
     /// went away, a `select!` that took another branch) loses only the answer: the command
     /// still applies.
     pub async fn run_now(&self, id: &str) -> Result<()> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::RunNow(id.to_owned(), reply))
             .await
     }
@@ -583,6 +604,9 @@ impl SchedulerHandle {
     ///
     /// Cancel safe: dropping the future loses only the answer.
     pub async fn next_fire_times(&self, id: &str, n: usize) -> Result<Vec<DateTime<Utc>>> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::NextFireTimes(id.to_owned(), n, reply))
             .await
     }
@@ -600,6 +624,9 @@ impl SchedulerHandle {
     ///
     /// Cancel safe: dropping the future loses only the answer.
     pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<FireRecord>> {
+        if !can_exist(id) {
+            return Err(Error::ScheduleNotFound(id.to_owned()));
+        }
         self.call(|reply| Command::Runs(id.to_owned(), limit, reply))
             .await
     }
@@ -659,4 +686,10 @@ impl SchedulerHandle {
     pub fn aborted(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.abort.clone().cancelled_owned()
     }
+}
+
+/// Whether a schedule could have this id: one [`NewSchedule`] refuses (a NUL byte, say) is
+/// not looked up, so no store sees it and every store answers alike.
+fn can_exist(id: &str) -> bool {
+    crate::schedule::check_id(id).is_ok()
 }

@@ -214,6 +214,11 @@ impl Engine {
     }
 
     async fn modify(&mut self, id: &str, changes: &ScheduleChanges) -> Result<Schedule> {
+        if let Some(job) = &changes.job {
+            if self.shared.job(Some(job)).is_none() {
+                return Err(Error::UnknownJob(job.clone()));
+            }
+        }
         self.change(
             id,
             |schedule, now| {

@@ -90,7 +90,19 @@ impl Entry {
     /// Replaces the schedule's data (not its place in the timetable). Runs from now on see the
     /// new args; runs going keep counting against `max_instances`.
     pub(super) fn set_schedule(&mut self, shared: &Arc<Shared>, schedule: Schedule) {
-        if let Some(runtime) = &self.runtime {
+        if self.schedule.job != schedule.job {
+            self.job = shared.job(schedule.job.as_deref());
+            // Runs going keep counting; the next ones run the new job.
+            self.runtime = match (&self.job, self.runtime.take()) {
+                (Some(job), Some(runtime)) => Some(ScheduleRuntime::new(
+                    shared,
+                    &schedule,
+                    Arc::clone(job),
+                    Arc::clone(&runtime.runs),
+                )),
+                _ => None,
+            };
+        } else if let Some(runtime) = &self.runtime {
             if !Arc::ptr_eq(&runtime.context.args, &schedule.args)
                 || self.schedule.at_most_once != schedule.at_most_once
             {

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, LocalResult, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use super::time::whole_micros;
+use super::cron_fields::{CompiledFields, CronFields};
+use super::time::{resolve_local, whole_micros};
 use super::{Trigger, parse_time_zone};
 use crate::error::{Error, Result};
 
@@ -24,6 +25,8 @@ pub enum CronDialect {
     /// [year]`. Day of week 1 is Sunday and 7 Saturday; `?`, `L`, `W`, `#` and `0/15`-style
     /// steps are accepted.
     Quartz,
+    /// Not an expression: APScheduler's fields ([`CronFields`]), with APScheduler's meaning.
+    Fields,
 }
 
 const CRONTAB_FIELDS: [FieldRule; 5] = [
@@ -92,11 +95,25 @@ const NICKNAMES: [&str; 6] = [
 pub struct CronTrigger {
     expression: String,
     dialect: CronDialect,
-    cron: Cron,
+    matcher: Matcher,
     timezone: Tz,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     jitter: Option<Duration>,
+}
+
+/// What matches the wall times.
+#[derive(Clone)]
+enum Matcher {
+    Expression(Box<Cron>),
+    Fields(Box<CompiledFields>),
+}
+
+/// What a trigger is built from.
+#[derive(Clone, Debug)]
+enum Source {
+    Expression(String),
+    Fields(CronFields),
 }
 
 impl fmt::Debug for CronTrigger {
@@ -134,21 +151,46 @@ impl CronTrigger {
 
     /// A builder for an expression with a time zone, start, end or jitter.
     pub fn builder(expression: &str) -> CronTriggerBuilder {
-        CronTriggerBuilder {
-            expression: expression.to_owned(),
+        CronTriggerBuilder::new(Source::Expression(expression.to_owned()))
+    }
+
+    /// A builder for APScheduler's fields: each read by APScheduler 3's rules, all of them
+    /// matched (see [`CronFields`]). The DST rule is this trigger's own: one value each in
+    /// `hour`, `minute` and `second` is a fixed-time schedule.
+    pub fn from_fields(fields: CronFields) -> CronTriggerBuilder {
+        CronTriggerBuilder::new(Source::Fields(fields))
+    }
+
+    /// The expression as given; for a trigger built from fields, APScheduler's description of
+    /// them (`cron[hour='9', minute='*/5']`).
+    #[must_use]
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The fields it was built from, in APScheduler's canonical text, if it was.
+    #[must_use]
+    pub fn fields(&self) -> Option<&CronFields> {
+        match &self.matcher {
+            Matcher::Fields(fields) => Some(&fields.canonical),
+            Matcher::Expression(_) => None,
+        }
+    }
+}
+
+impl CronTriggerBuilder {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
             timezone: TzChoice::Zone(Tz::UTC),
             start: None,
             end: None,
             jitter: None,
         }
     }
+}
 
-    /// The expression as given.
-    #[must_use]
-    pub fn expression(&self) -> &str {
-        &self.expression
-    }
-
+impl CronTrigger {
     /// The dialect the expression was read in.
     #[must_use]
     pub fn dialect(&self) -> CronDialect {
@@ -194,23 +236,29 @@ impl Trigger for CronTrigger {
         if let Some(start) = self.start {
             lower = lower.max(start);
         }
-        // croner works in whole seconds: start from the first whole second at or after `lower`.
+        // Both matchers work in whole seconds: start from the first whole second at or after
+        // `lower`.
         let lower = ceil_to_second(lower)?;
-        let next = self
-            .cron
-            .find_next_occurrence(&lower.with_timezone(&self.timezone), true)
-            .ok()?;
-        self.within_end(next.with_timezone(&Utc))
+        let next = match &self.matcher {
+            Matcher::Expression(cron) => cron
+                .find_next_occurrence(&lower.with_timezone(&self.timezone), true)
+                .ok()?
+                .with_timezone(&Utc),
+            Matcher::Fields(fields) => next_by_fields(fields, self.timezone, lower)?,
+        };
+        self.within_end(next)
     }
 
     fn last_fire_time(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let upper = self.end.map_or(until, |end| end.min(until));
         let upper = upper.with_nanosecond(0)?;
-        let last = self
-            .cron
-            .find_previous_occurrence(&upper.with_timezone(&self.timezone), true)
-            .ok()?
-            .with_timezone(&Utc);
+        let last = match &self.matcher {
+            Matcher::Expression(cron) => cron
+                .find_previous_occurrence(&upper.with_timezone(&self.timezone), true)
+                .ok()?
+                .with_timezone(&Utc),
+            Matcher::Fields(_) => last_by_search(self, after, upper)?,
+        };
         let after_start = self.start.is_none_or(|start| last >= start);
         (last > after && after_start).then_some(last)
     }
@@ -218,6 +266,93 @@ impl Trigger for CronTrigger {
     fn jitter(&self) -> Option<Duration> {
         self.jitter
     }
+}
+
+/// The first fire at or after `lower` of a trigger built from fields, by the DST rule of
+/// [`CronTrigger`]: a fixed-time schedule whose wall time falls in a gap fires at the first
+/// instant after it, and at the first occurrence of a wall time that occurs twice; any other
+/// fires by real time (a gap's wall times do not fire, a repeated wall time fires twice).
+fn next_by_fields(fields: &CompiledFields, tz: Tz, lower: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let real_time = !fields.fixed_time;
+    let wall = lower.with_timezone(&tz).naive_local();
+    // In the first pass of a repeated hour, the second pass can hold the next fire of a
+    // real-time schedule at a wall time before `lower`'s.
+    let mut second_pass = None;
+    if let LocalResult::Ambiguous(first, later) = tz.from_local_datetime(&wall) {
+        if real_time && first.with_timezone(&Utc) == lower {
+            let repeated = later.with_timezone(&Utc) - first.with_timezone(&Utc);
+            let mut from = wall - repeated;
+            while let Some(candidate) = fields.next_wall_time(from) {
+                match tz.from_local_datetime(&candidate) {
+                    LocalResult::Ambiguous(_, later) if later.with_timezone(&Utc) >= lower => {
+                        second_pass = Some(later.with_timezone(&Utc));
+                        break;
+                    }
+                    _ if candidate > wall => break,
+                    _ => from = candidate + TimeDelta::seconds(1),
+                }
+            }
+        }
+    }
+    let mut from = wall;
+    loop {
+        let Some(candidate) = fields.next_wall_time(from) else {
+            return second_pass;
+        };
+        let instant = match tz.from_local_datetime(&candidate) {
+            LocalResult::Single(at) => Some(at.with_timezone(&Utc)),
+            LocalResult::Ambiguous(first, later) => {
+                let (first, later) = (first.with_timezone(&Utc), later.with_timezone(&Utc));
+                if first >= lower {
+                    Some(first)
+                } else {
+                    (real_time && later >= lower).then_some(later)
+                }
+            }
+            LocalResult::None => (!real_time).then(|| resolve_local(candidate, tz)),
+        };
+        if let Some(instant) = instant.filter(|at| *at >= lower) {
+            return Some(second_pass.map_or(instant, |earlier| earlier.min(instant)));
+        }
+        from = candidate + TimeDelta::seconds(1);
+    }
+}
+
+/// The latest fire in `(after, until]`, found with `next_fire_time` alone: a window before
+/// `until` that grows until it holds a fire, then a bisection for the last start that still
+/// reaches one. About fifty searches whatever the schedule.
+fn last_by_search(
+    trigger: &CronTrigger,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let reaches = |from: DateTime<Utc>| {
+        trigger
+            .next_fire_time(None, from)
+            .filter(|fire| *fire <= until)
+    };
+    let floor = after + TimeDelta::microseconds(1);
+    let mut window = TimeDelta::minutes(1);
+    let mut low = loop {
+        let from = (until - window).max(floor);
+        if reaches(from).is_some() {
+            break from;
+        }
+        if from <= floor {
+            return None;
+        }
+        window = window.checked_mul(4)?;
+    };
+    let mut high = until + TimeDelta::microseconds(1);
+    while high - low > TimeDelta::microseconds(1) {
+        let middle = low + (high - low) / 2;
+        if reaches(middle).is_some() {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    reaches(low)
 }
 
 fn ceil_to_second(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -239,7 +374,7 @@ enum TzChoice {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct CronTriggerBuilder {
-    expression: String,
+    source: Source,
     timezone: TzChoice,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
@@ -278,17 +413,20 @@ impl CronTriggerBuilder {
         self
     }
 
-    pub(crate) fn maybe_start(mut self, start: Option<DateTime<Utc>>) -> Self {
+    /// [`start`](Self::start) when there is one.
+    pub fn maybe_start(mut self, start: Option<DateTime<Utc>>) -> Self {
         self.start = start;
         self
     }
 
-    pub(crate) fn maybe_end(mut self, end: Option<DateTime<Utc>>) -> Self {
+    /// [`end`](Self::end) when there is one.
+    pub fn maybe_end(mut self, end: Option<DateTime<Utc>>) -> Self {
         self.end = end;
         self
     }
 
-    pub(crate) fn maybe_jitter(mut self, jitter: Option<Duration>) -> Self {
+    /// [`jitter`](Self::jitter) when there is one.
+    pub fn maybe_jitter(mut self, jitter: Option<Duration>) -> Self {
         self.jitter = jitter;
         self
     }
@@ -314,11 +452,29 @@ impl CronTriggerBuilder {
                 return Err(Error::StartAfterEnd { start, end });
             }
         }
-        let (cron, dialect) = parse_expression(&self.expression)?;
+        super::check_jitter(self.jitter)?;
+        let (expression, dialect, matcher) = match &self.source {
+            Source::Expression(expression) => {
+                let (cron, dialect) = parse_expression(expression)?;
+                (
+                    expression.trim().to_owned(),
+                    dialect,
+                    Matcher::Expression(Box::new(cron)),
+                )
+            }
+            Source::Fields(fields) => {
+                let compiled = fields.compile()?;
+                (
+                    compiled.canonical.to_string(),
+                    CronDialect::Fields,
+                    Matcher::Fields(Box::new(compiled)),
+                )
+            }
+        };
         let trigger = CronTrigger {
-            expression: self.expression.trim().to_owned(),
+            expression,
             dialect,
-            cron,
+            matcher,
             timezone,
             start: self.start.map(whole_micros),
             end: self.end.map(whole_micros),
@@ -359,7 +515,8 @@ impl FieldRule {
 
 fn parser(dialect: CronDialect) -> CronParser {
     match dialect {
-        CronDialect::Crontab => CronParser::builder()
+        // Fields never reach croner; crontab is only the match's arm for them.
+        CronDialect::Crontab | CronDialect::Fields => CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
             .build(),
@@ -530,8 +687,8 @@ fn name_value(value: &str, rule: FieldRule, dialect: CronDialect) -> Option<u32>
     match rule.name {
         "month" => index(&MONTH_NAMES).map(|i| i + 1),
         "day of week" => index(&DAY_NAMES).map(|i| match dialect {
-            CronDialect::Crontab => i,
             CronDialect::Quartz => i + 1,
+            CronDialect::Crontab | CronDialect::Fields => i,
         }),
         _ => None,
     }

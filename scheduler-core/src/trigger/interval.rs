@@ -10,7 +10,10 @@ use crate::error::{Error, HumanDuration, Result};
 
 /// The longest period accepted: about 100 years, so grid arithmetic in nanoseconds never
 /// overflows.
-const MAX_PERIOD: TimeDelta = TimeDelta::days(36_525);
+pub(crate) const MAX_PERIOD: TimeDelta = TimeDelta::days(36_525);
+
+/// The shortest period accepted.
+const MIN_PERIOD: TimeDelta = TimeDelta::milliseconds(1);
 
 /// Fires every `period`, on the grid `start + k * period` (k = 0, 1, 2, ...).
 ///
@@ -241,17 +244,20 @@ impl IntervalTriggerBuilder {
         self
     }
 
-    pub(crate) fn maybe_start(mut self, start: Option<DateTime<Utc>>) -> Self {
+    /// [`start`](Self::start) when there is one.
+    pub fn maybe_start(mut self, start: Option<DateTime<Utc>>) -> Self {
         self.start = start;
         self
     }
 
-    pub(crate) fn maybe_end(mut self, end: Option<DateTime<Utc>>) -> Self {
+    /// [`end`](Self::end) when there is one.
+    pub fn maybe_end(mut self, end: Option<DateTime<Utc>>) -> Self {
         self.end = end;
         self
     }
 
-    pub(crate) fn maybe_jitter(mut self, jitter: Option<Duration>) -> Self {
+    /// [`jitter`](Self::jitter) when there is one.
+    pub fn maybe_jitter(mut self, jitter: Option<Duration>) -> Self {
         self.jitter = jitter;
         self
     }
@@ -274,12 +280,13 @@ impl IntervalTriggerBuilder {
                     .to_owned(),
             ));
         }
-        // Fire times are whole microseconds, the scheduler's resolution.
+        // Fire times are whole microseconds, the scheduler's resolution; a period below a
+        // millisecond would have the scheduler do nothing but fire.
         let period = TimeDelta::microseconds(self.period.num_microseconds().unwrap_or(i64::MAX));
-        if period.is_zero() {
+        if self.period < MIN_PERIOD {
             return Err(Error::InvalidInterval(format!(
-                "the period of {} ns is shorter than 1 µs, the scheduler's resolution",
-                self.period.num_nanoseconds().unwrap_or_default()
+                "the period of {} is shorter than the minimum of 1 ms",
+                HumanDuration(self.period)
             )));
         }
         if self.period > MAX_PERIOD {
@@ -293,6 +300,7 @@ impl IntervalTriggerBuilder {
                 return Err(Error::StartAfterEnd { start, end });
             }
         }
+        super::check_jitter(self.jitter)?;
         Ok(IntervalTrigger {
             period,
             start: self.start.map(whole_micros),

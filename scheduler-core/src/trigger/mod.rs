@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 
 pub use self::and_or::{AND_SEARCH_LIMIT, AndTrigger, OrTrigger};
 pub use self::cron::{CronDialect, CronTrigger, CronTriggerBuilder};
+pub use self::cron_fields::CronFields;
 pub use self::date::DateTrigger;
 pub use self::interval::{IntervalTrigger, IntervalTriggerBuilder};
 pub use self::spec::TriggerSpec;
@@ -94,6 +95,20 @@ pub(crate) fn walk_to_last_fire<T: Trigger + ?Sized>(
         }
     }
     last
+}
+
+/// Refuses a jitter longer than the longest interval (about 100 years): beyond it the
+/// arithmetic on fire times would overflow.
+pub(crate) fn check_jitter(jitter: Option<Duration>) -> crate::Result<()> {
+    match jitter {
+        Some(j) if j > Duration::from_secs(36_525 * 86_400) => {
+            Err(crate::Error::InvalidTrigger(format!(
+                "jitter of {} s is longer than the limit of 36525 days",
+                j.as_secs()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Adds a random offset in `[0, jitter]` to `nominal`: the instant a fire with that jitter is
