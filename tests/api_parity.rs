@@ -97,6 +97,9 @@ parity!(
     bearer_token_auth,
     callback_auth_read_only_and_no_auth,
     custom_prefix,
+    head_is_served_where_get_is,
+    openapi_document,
+    store_failures_answer_without_their_text,
 );
 
 // ===== the cases =====
@@ -143,11 +146,11 @@ async fn scheduler_pause_resume_start_shutdown(framework: Framework) {
         (json!(null), "shutdown body: expected a JSON object"),
         (
             json!({"deadline_secs": 5}),
-            "shutdown body: unknown field \"deadline_secs\"",
+            "shutdown body: deadline_secs: unknown field `deadline_secs`, expected `wait` or `deadline_seconds`",
         ),
         (
             json!({"wait": "no"}),
-            "shutdown body: \"wait\" must be true or false, got \"no\"",
+            "shutdown body: wait: invalid type: string \"no\", expected a boolean",
         ),
         (
             json!({"deadline_seconds": -1}),
@@ -605,10 +608,10 @@ async fn unknown_names_ids_routes_and_methods(framework: Framework) {
         )
         .await;
     assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(method.headers["allow"], "GET, POST");
+    assert_eq!(method.headers["allow"], "GET, HEAD, POST");
     assert_eq!(
         method.error(),
-        "PUT is not allowed on /scheduler/jobs; allowed: GET, POST"
+        "PUT is not allowed on /scheduler/jobs; allowed: GET, HEAD, POST"
     );
     // Ids with spaces and slashes travel percent-encoded.
     c.post_json(
@@ -776,7 +779,7 @@ async fn callback_auth_read_only_and_no_auth(framework: Framework) {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(
         refused.error(),
-        "this scheduler API is read-only: only GET is served"
+        "this scheduler API is read-only: only GET and HEAD are served"
     );
     assert_eq!(
         read_only.delete("/scheduler/jobs/r").await.status,
@@ -807,6 +810,190 @@ async fn custom_prefix(framework: Framework) {
     );
     assert_eq!(root.get("/").await.status, StatusCode::OK);
     assert_eq!(root.get("/jobs").await.json(), json!([]));
+}
+
+async fn head_is_served_where_get_is(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    c.post_json(
+        "/scheduler/jobs",
+        json!({"id": "h", "func": "record", "trigger": "interval", "hours": 1}),
+    )
+    .await;
+    for path in [
+        "/scheduler",
+        "/scheduler/jobs",
+        "/scheduler/jobs/h",
+        "/scheduler/jobs/h/runs",
+        "/scheduler/openapi.json",
+    ] {
+        let get = c.get(path).await;
+        let head = c.send(Method::HEAD, path, None, Bytes::new()).await;
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+        assert_eq!(
+            head.headers["content-length"],
+            get.body.len().to_string().as_str(),
+            "HEAD {path} says how long GET's body is"
+        );
+        assert_eq!(head.headers["content-type"], "application/json");
+    }
+    let missing = c
+        .send(Method::HEAD, "/scheduler/jobs/ghost", None, Bytes::new())
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Not where GET is not.
+    let head_on_post = c
+        .send(Method::HEAD, "/scheduler/pause", None, Bytes::new())
+        .await;
+    assert_eq!(head_on_post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(head_on_post.headers["allow"], "POST");
+}
+
+async fn openapi_document(framework: Framework) {
+    let f = fixture().await;
+    // Served without credentials: it describes the API, and tools read it before a token.
+    let c = Client {
+        app: app(
+            framework,
+            Api::with_bearer_token(f.scheduler.clone(), TOKEN).prefix("/admin/cron"),
+        ),
+        token: None,
+    };
+    let reply = c.get("/admin/cron/openapi.json").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let doc = reply.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/admin/cron",
+        "/admin/cron/pause",
+        "/admin/cron/jobs",
+        "/admin/cron/jobs/{id}",
+        "/admin/cron/jobs/{id}/run",
+        "/admin/cron/jobs/{id}/runs",
+    ] {
+        assert!(paths.contains_key(path), "{path} in {:?}", paths.keys());
+    }
+    assert!(paths["/admin/cron/jobs"]["post"].is_object());
+    assert!(paths["/admin/cron/jobs/{id}"]["patch"].is_object());
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    let job = &doc["components"]["schemas"]["JobJson"];
+    for key in [
+        "id",
+        "func",
+        "args",
+        "kwargs",
+        "next_run_time",
+        "misfire_grace_time",
+    ] {
+        assert!(
+            job.to_string().contains(&format!("\"{key}\"")),
+            "{key} in {job}"
+        );
+    }
+    // The rest still needs the token.
+    assert_eq!(
+        c.get("/admin/cron/jobs").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// A store whose writes fail with a message that must not reach a client.
+#[derive(Debug, Default)]
+struct FailingStore;
+
+#[async_trait::async_trait]
+impl apsched::store::JobStore for FailingStore {
+    async fn list(&self) -> apsched::Result<Vec<apsched::Schedule>> {
+        Ok(Vec::new())
+    }
+    async fn add(&self, _: &apsched::Schedule, _: bool) -> apsched::Result<()> {
+        Err(apsched::Error::Store(
+            "connection to postgres://admin:hunter2@db.internal refused".into(),
+        ))
+    }
+    async fn update(&self, _: &apsched::Schedule) -> apsched::Result<()> {
+        Ok(())
+    }
+    async fn remove(&self, _: &str) -> apsched::Result<()> {
+        Ok(())
+    }
+    async fn remove_all(&self) -> apsched::Result<()> {
+        Ok(())
+    }
+    async fn set_next_run_times(
+        &self,
+        _: &[(Arc<str>, Option<chrono::DateTime<chrono::Utc>>)],
+    ) -> apsched::Result<()> {
+        Ok(())
+    }
+}
+
+async fn store_failures_answer_without_their_text(framework: Framework) {
+    let scheduler = Scheduler::builder()
+        .store(FailingStore)
+        .job("record", |_ctx: JobContext| async {})
+        .build()
+        .start()
+        .await
+        .unwrap();
+    let c = client(framework, Api::with_bearer_token(scheduler.clone(), TOKEN));
+    let reply = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "x", "func": "record", "trigger": "interval", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let message = reply.error();
+    assert_eq!(
+        message,
+        "internal error: the scheduler or its store failed; the server's log has the details"
+    );
+    assert!(!reply.body.windows(7).any(|w| w == b"hunter2"));
+    assert_eq!(c.get("/scheduler/jobs").await.json(), json!([]));
+}
+
+/// axum users mount the API as a service behind their own tower layers.
+#[tokio::test]
+async fn axum_nest_service_behind_layers() {
+    use http_body_util::BodyExt;
+    use tower::{ServiceBuilder, ServiceExt};
+    let f = fixture().await;
+    let api = Api::with_bearer_token(f.scheduler.clone(), TOKEN).prefix("/");
+    let layered = ServiceBuilder::new()
+        .concurrency_limit(4)
+        .map_response(|mut response: http::Response<apsched::api::ApiBody>| {
+            response
+                .headers_mut()
+                .insert("x-layer", http::HeaderValue::from_static("yes"));
+            response
+        })
+        .service(api);
+    let app: axum::Router = axum::Router::new().nest_service("/scheduler", layered);
+    let request = Request::post("/scheduler/jobs")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(axum::body::Body::from(
+            json!({"id": "n", "func": "record", "trigger": "interval", "hours": 1}).to_string(),
+        ))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-layer"], "yes");
+    let request = Request::get("/scheduler/jobs/n")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let job: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(job["id"], "n");
+    assert_eq!(job["hours"], 1);
 }
 
 async fn wait_for(mut condition: impl FnMut() -> bool) {

@@ -11,13 +11,16 @@ use apsched::trigger::IntervalTrigger;
 use apsched::{FirstRun, JobContext, NewSchedule, Scheduler};
 use bytes::Bytes;
 use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
+use tower::ServiceExt;
 
 async fn get(api: &Api, path: &str) -> (StatusCode, Value) {
-    let request = Request::get(path).body(Bytes::new()).unwrap();
-    let response = api.handle(request).await;
+    let request = Request::get(path).body(Empty::<Bytes>::new()).unwrap();
+    let Ok(response) = api.clone().oneshot(request).await;
     let status = response.status();
-    (status, serde_json::from_slice(response.body()).unwrap())
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
 }
 
 fn temp_sqlite() -> String {

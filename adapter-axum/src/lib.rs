@@ -5,10 +5,10 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use axum::{Router, extract::State, routing::get};
-//! use adapter_axum::{api_routes, serve};
-//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
-//! use scheduler_api::Api;
-//! use scheduler_core::trigger::IntervalTrigger;
+//! use apsched::axum::{api_routes, serve};
+//! use apsched::api::Api;
+//! use apsched::trigger::IntervalTrigger;
+//! use apsched::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
 //!
 //! async fn count(State(scheduler): State<SchedulerHandle>) -> String {
 //!     format!("{} schedules", scheduler.list().await.map(|l| l.len()).unwrap_or(0))
@@ -42,13 +42,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use scheduler_api::{self as api, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
+use scheduler_api::{Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use scheduler_core::SchedulerHandle;
 use tokio::net::TcpListener;
 
@@ -70,7 +64,7 @@ pub enum Error {
 ///
 /// ```
 /// use axum::{Extension, Router, routing::get};
-/// use scheduler_core::{Scheduler, SchedulerHandle};
+/// use apsched::{Scheduler, SchedulerHandle};
 ///
 /// async fn state(Extension(scheduler): Extension<SchedulerHandle>) -> String {
 ///     format!("{:?}", scheduler.state())
@@ -81,7 +75,7 @@ pub enum Error {
 /// let scheduler = Scheduler::builder().build();
 /// let app: Router = Router::new()
 ///     .route("/state", get(state))
-///     .layer(adapter_axum::scheduler_layer(scheduler.handle()));
+///     .layer(apsched::axum::scheduler_layer(scheduler.handle()));
 /// # }
 /// ```
 ///
@@ -93,7 +87,8 @@ pub fn scheduler_layer(scheduler: SchedulerHandle) -> axum::Extension<SchedulerH
 }
 
 /// The REST API as a router, mounted at the API's prefix (`/scheduler` unless changed), to
-/// merge into the application's router.
+/// merge into the application's router. [`Api`] is a tower service itself: to put layers of
+/// your own in front of it, mount it with `Router::nest_service` (see [`Api`]).
 pub fn api_routes<S>(api: Api) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -101,30 +96,8 @@ where
     let prefix = api.mount_prefix().to_owned();
     let root = if prefix.is_empty() { "/" } else { &prefix };
     Router::new()
-        .route(root, any(handle))
-        .route(&format!("{prefix}/{{*rest}}"), any(handle))
-        .with_state(api)
-}
-
-async fn handle(State(api): State<Api>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, api.body_limit()).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return into_axum(api.payload_too_large());
-        }
-        Err(error) => {
-            return into_axum(api::error_response(
-                http::StatusCode::BAD_REQUEST,
-                &format!("could not read the request body: {error}"),
-            ));
-        }
-    };
-    into_axum(api.handle(http::Request::from_parts(parts, body)).await)
-}
-
-fn into_axum(response: http::Response<Bytes>) -> Response {
-    response.map(Body::from).into_response()
+        .route_service(root, api.clone())
+        .route_service(&format!("{prefix}/{{*rest}}"), api)
 }
 
 /// Serves `router` on `listener` with the scheduler, as [`Lifecycle`] orders it: the
@@ -154,10 +127,10 @@ pub async fn serve(
 /// force it with [`SchedulerHandle::abort`]), with `deadline` for requests and jobs.
 ///
 /// ```no_run
-/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, handle: scheduler_core::SchedulerHandle) -> Result<(), adapter_axum::Error> {
+/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, handle: apsched::SchedulerHandle) -> Result<(), apsched::axum::Error> {
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// let signal = async { stopped.await.ok(); };
-/// adapter_axum::serve_with_shutdown(listener, app, handle, signal, std::time::Duration::from_secs(10)).await?;
+/// apsched::axum::serve_with_shutdown(listener, app, handle, signal, std::time::Duration::from_secs(10)).await?;
 /// # drop(stop);
 /// # Ok(())
 /// # }

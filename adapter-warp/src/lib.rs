@@ -5,10 +5,10 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use warp::Filter;
-//! use adapter_warp::{api_routes, serve, with_scheduler};
-//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
-//! use scheduler_api::Api;
-//! use scheduler_core::trigger::IntervalTrigger;
+//! use apsched::warp::{api_routes, serve, with_scheduler};
+//! use apsched::api::Api;
+//! use apsched::trigger::IntervalTrigger;
+//! use apsched::{FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,11 +40,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
-use scheduler_api::{self as api, Api, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
+use http_body::{Body as _, Frame};
+use http_body_util::{BodyExt, StreamBody};
+use scheduler_api::{Api, ApiBody, DEFAULT_SHUTDOWN_DEADLINE, Lifecycle, Stopped};
 use scheduler_core::SchedulerHandle;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use warp::filters::path::FullPath;
 use warp::http::HeaderMap;
 use warp::{Filter, Rejection, Reply};
@@ -63,13 +66,13 @@ pub enum Error {
 ///
 /// ```
 /// use warp::Filter;
-/// use scheduler_core::{Scheduler, SchedulerHandle};
+/// use apsched::{Scheduler, SchedulerHandle};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let scheduler = Scheduler::builder().build();
 /// let state = warp::path("state")
-///     .and(adapter_warp::with_scheduler(scheduler.handle()))
+///     .and(apsched::warp::with_scheduler(scheduler.handle()))
 ///     .map(|scheduler: SchedulerHandle| format!("{:?}", scheduler.state()));
 /// let reply = warp::test::request().path("/state").reply(&state).await;
 /// assert_eq!(reply.body(), "NotStarted");
@@ -82,7 +85,8 @@ pub fn with_scheduler(
 }
 
 /// The REST API as a filter. It answers paths under the API's prefix (`/scheduler` unless
-/// changed) and rejects the rest as not found, so it combines with `.or`.
+/// changed) and rejects the rest as not found, so it combines with `.or`. The request goes to
+/// the [`Api`] service as it came, body streamed (read up to the API's limit).
 pub fn api_routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let matching = api.clone();
     warp::path::full()
@@ -115,21 +119,14 @@ async fn respond<S, B>(
     headers: HeaderMap,
     query: String,
     body: S,
-) -> http::Response<Bytes>
+) -> warp::reply::Response
 where
-    S: Stream<Item = Result<B, warp::Error>>,
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf,
 {
-    let body = match read_body(body, api.body_limit()).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return api.payload_too_large(),
-        Err(BodyError::Failed(error)) => {
-            return api::error_response(
-                http::StatusCode::BAD_REQUEST,
-                &format!("could not read the request body: {error}"),
-            );
-        }
-    };
+    let body = StreamBody::new(
+        body.map(|chunk| chunk.map(|mut data| Frame::data(data.copy_to_bytes(data.remaining())))),
+    );
     let uri = if query.is_empty() {
         path.as_str().to_owned()
     } else {
@@ -140,41 +137,27 @@ where
     *request.headers_mut() = headers;
     match uri.parse() {
         Ok(uri) => *request.uri_mut() = uri,
-        Err(error) => {
-            return api::error_response(
-                http::StatusCode::BAD_REQUEST,
-                &format!("bad request path: {error}"),
-            );
-        }
+        // warp gave a path and a query that were one URI already.
+        Err(_) => *request.uri_mut() = http::Uri::from_static("/"),
     }
-    api.handle(request).await
+    let Ok(response) = api.oneshot(request).await;
+    into_warp(response).await
 }
 
-enum BodyError {
-    TooLarge,
-    Failed(warp::Error),
-}
-
-async fn read_body<S, B>(body: S, limit: usize) -> Result<Bytes, BodyError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut collected = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(BodyError::Failed)?;
-        if collected.len() + chunk.remaining() > limit {
-            return Err(BodyError::TooLarge);
+/// A whole body as one reply, a stream as a streamed one.
+async fn into_warp(response: http::Response<ApiBody>) -> warp::reply::Response {
+    let (parts, body) = response.into_parts();
+    let mut reply = if body.size_hint().exact().is_some() {
+        match body.collect().await {
+            Ok(collected) => warp::reply::Response::new(collected.to_bytes().into()),
+            Err(_) => warp::reply::Response::new(Bytes::new().into()),
         }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            collected.extend_from_slice(piece);
-            let read = piece.len();
-            chunk.advance(read);
-        }
-    }
-    Ok(collected.freeze())
+    } else {
+        warp::reply::stream(body.into_data_stream()).into_response()
+    };
+    *reply.status_mut() = parts.status;
+    *reply.headers_mut() = parts.headers;
+    reply
 }
 
 /// Serves `filter` on `listener` with the scheduler, as [`Lifecycle`] orders it: the

@@ -30,8 +30,7 @@ pub struct LoadedJobs {
 /// Every job is read before any is added: one bad entry adds nothing.
 ///
 /// ```
-/// use scheduler_core::{JobContext, Scheduler};
-/// use scheduler_api as api;
+/// use apsched::{JobContext, Scheduler, api};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,16 +5,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use scheduler_core::Error as CoreError;
 use scheduler_core::trigger::{
-    AndTrigger, CronFields, CronTrigger, DateTrigger, IntervalTrigger, OrTrigger, Trigger,
-    TriggerSpec, parse_instant,
+    AndTrigger, CronFields, CronTrigger, DateTrigger, IntervalTrigger, OrTrigger, TriggerSpec,
+    parse_instant,
 };
 
 use crate::error::Result;
@@ -68,59 +68,109 @@ pub(crate) fn is_trigger_field(name: &str) -> bool {
         .any(|fields| fields.contains(&name))
 }
 
-/// The trigger fields of a job dict, typed; `null` is "not given", as in APScheduler.
-#[derive(Debug, Default, Deserialize)]
+/// A trigger's fields, beside a job's own keys or alone: Flask-APScheduler's flattened form,
+/// read as APScheduler 3.11 reads each field. `null` is "not given", as in APScheduler.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TriggerFields {
+pub(crate) struct TriggerFields {
+    /// `interval`, `cron`, `date`, `or` or `and`; without one, a date trigger at `run_date`,
+    /// or once, now.
     #[serde(default)]
+    #[schema(value_type = Option<crate::dto::TriggerKind>)]
     trigger: Option<Value>,
+    /// An interval's weeks.
     #[serde(default)]
+    #[schema(minimum = 0)]
     weeks: Option<f64>,
+    /// An interval's days.
     #[serde(default)]
+    #[schema(minimum = 0)]
     days: Option<f64>,
+    /// An interval's hours.
     #[serde(default)]
+    #[schema(minimum = 0)]
     hours: Option<f64>,
+    /// An interval's minutes.
     #[serde(default)]
+    #[schema(minimum = 0)]
     minutes: Option<f64>,
+    /// An interval's seconds.
     #[serde(default)]
+    #[schema(minimum = 0)]
     seconds: Option<f64>,
+    /// An interval's milliseconds (apsched's; the period is at least 1 ms in all).
     #[serde(default)]
+    #[schema(minimum = 0)]
     milliseconds: Option<f64>,
+    /// A cron field (4-digit year), as APScheduler reads it.
     #[serde(default)]
     year: Option<CronValue>,
+    /// A cron field (1-12, `jan`-`dec`).
     #[serde(default)]
     month: Option<CronValue>,
+    /// A cron field (1-31, `last`, `xth day`).
     #[serde(default)]
     day: Option<CronValue>,
+    /// A cron field (ISO week 1-53).
     #[serde(default)]
     week: Option<CronValue>,
+    /// A cron field (0-6 = Monday to Sunday, `mon`-`sun`).
     #[serde(default)]
     day_of_week: Option<CronValue>,
+    /// A cron field (0-23).
     #[serde(default)]
     hour: Option<CronValue>,
+    /// A cron field (0-59).
     #[serde(default)]
     minute: Option<CronValue>,
+    /// A cron field (0-59).
     #[serde(default)]
     second: Option<CronValue>,
+    /// A cron expression instead of the fields: crontab (5 fields) or Quartz (6 or 7).
     #[serde(default)]
     expr: Option<String>,
+    /// A date trigger's instant (ISO 8601; naive in the trigger's zone).
     #[serde(default)]
     run_date: Option<String>,
+    /// When an interval or cron trigger starts (ISO 8601).
     #[serde(default)]
     start_date: Option<String>,
+    /// When an interval or cron trigger ends (ISO 8601).
     #[serde(default)]
     end_date: Option<String>,
+    /// An IANA time zone; the scheduler's when not given.
     #[serde(default)]
     timezone: Option<String>,
+    /// The most each fire is moved later at random, in seconds.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3_155_760_000_u64)]
     jitter: Option<f64>,
+    /// An or/and trigger's triggers, each in this same form.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<TriggerFields>>, no_recursion)]
     triggers: Option<Vec<Value>>,
 }
 
 /// A cron field: APScheduler takes `hour=9` as well as `hour="9"` (it reads `str(value)`).
 #[derive(Debug)]
 struct CronValue(String);
+
+impl utoipa::PartialSchema for CronValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("a cron field, as text or a whole number"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CronValue {}
 
 impl<'de> Deserialize<'de> for CronValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
@@ -165,8 +215,8 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 /// the scheduler's zone, as APScheduler does.
 ///
 /// ```
-/// use scheduler_api::flask::trigger_from_value;
-/// use scheduler_core::trigger::Trigger;
+/// use apsched::api::flask::trigger_from_value;
+/// use apsched::trigger::Trigger;
 /// use chrono::{TimeZone, Utc};
 ///
 /// let berlin = "Europe/Berlin".parse()?;
@@ -435,119 +485,12 @@ pub fn isoformat(instant: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-/// The trigger's fields as Flask-APScheduler writes them into a job dict, date-times in the
-/// trigger's zone (an interval's in `scheduler_zone`), plus what apsched adds so that posting
-/// the dict back recreates the trigger: `timezone`, `jitter`, `expr`, `milliseconds`,
-/// `triggers`.
-pub(crate) fn trigger_json(spec: &TriggerSpec, scheduler_zone: Tz) -> Map<String, Value> {
-    let mut map = Map::new();
-    let mut put = |key: &str, value: Value| {
-        map.insert(key.to_owned(), value);
-    };
-    match spec {
-        TriggerSpec::Interval(t) => {
-            put("trigger", "interval".into());
-            if let Some(start) = t.start() {
-                put("start_date", isoformat(start, scheduler_zone).into());
-            }
-            if let Some(end) = t.end() {
-                put("end_date", isoformat(end, scheduler_zone).into());
-            }
-            let mut rest = t.period();
-            for (unit, length) in [
-                ("weeks", TimeDelta::weeks(1)),
-                ("days", TimeDelta::days(1)),
-                ("hours", TimeDelta::hours(1)),
-                ("minutes", TimeDelta::minutes(1)),
-                ("seconds", TimeDelta::seconds(1)),
-            ] {
-                let count = rest.num_microseconds().unwrap_or(i64::MAX)
-                    / length.num_microseconds().unwrap_or(1);
-                if count > 0 {
-                    put(unit, count.into());
-                    rest -= length * i32::try_from(count).unwrap_or(i32::MAX);
-                }
-            }
-            let micros = rest.num_microseconds().unwrap_or_default();
-            if micros > 0 {
-                put("milliseconds", json!(micros as f64 / 1000.0));
-            }
-            put("timezone", scheduler_zone.name().into());
-            put_jitter(&mut map, t.jitter());
-        }
-        TriggerSpec::Cron(t) => {
-            put("trigger", "cron".into());
-            if let Some(start) = t.start() {
-                put("start_date", isoformat(start, t.timezone()).into());
-            }
-            if let Some(end) = t.end() {
-                put("end_date", isoformat(end, t.timezone()).into());
-            }
-            match t.fields() {
-                Some(fields) => {
-                    for (name, value) in fields.iter() {
-                        put(name, value.into());
-                    }
-                }
-                None => put("expr", t.expression().into()),
-            }
-            put("timezone", t.timezone().name().into());
-            put_jitter(&mut map, t.jitter());
-        }
-        TriggerSpec::Date(t) => {
-            put("trigger", "date".into());
-            put("run_date", isoformat(t.run_date(), t.timezone()).into());
-            put("timezone", t.timezone().name().into());
-        }
-        TriggerSpec::Or(t) => combination(&mut map, "or", t.triggers(), t.jitter(), scheduler_zone),
-        TriggerSpec::And(t) => {
-            combination(&mut map, "and", t.triggers(), t.jitter(), scheduler_zone);
-        }
-        _ => {
-            if let Value::Object(canonical) = spec.to_value() {
-                map.extend(canonical);
-            }
-        }
-    }
-    map
-}
-
-fn put_jitter(map: &mut Map<String, Value>, jitter: Option<Duration>) {
-    if let Some(jitter) = jitter {
-        map.insert("jitter".into(), seconds_json(jitter));
-    }
-}
-
-fn combination(
-    map: &mut Map<String, Value>,
-    kind: &str,
-    triggers: &[TriggerSpec],
-    jitter: Option<Duration>,
-    zone: Tz,
-) {
-    map.insert("trigger".into(), kind.into());
-    map.insert(
-        "triggers".into(),
-        triggers
-            .iter()
-            .map(|t| Value::Object(trigger_json(t, zone)))
-            .collect(),
-    );
-    put_jitter(map, jitter);
-}
-
-/// Seconds as JSON: a whole number when whole (`30`, as Python writes an int), else a float.
-pub(crate) fn seconds_json(duration: Duration) -> Value {
-    if duration.subsec_nanos() == 0 {
-        duration.as_secs().into()
-    } else {
-        json!(duration.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dto::TriggerJson;
+    use chrono::TimeDelta;
+    use serde_json::json;
 
     fn berlin() -> Tz {
         "Europe/Berlin".parse().unwrap()
@@ -563,10 +506,10 @@ mod tests {
         let err = read(json!({"trigger": "cron", "hour": "9 1"})).unwrap_err();
         assert!(err.to_string().contains("hour"), "{err}");
         let spec = read(json!({"trigger": "cron", "month": "1, 6", "day": 1})).unwrap();
-        let fields = trigger_json(&spec, berlin());
-        assert_eq!(fields["month"], "1,6");
-        assert_eq!(fields["day"], "1");
-        assert_eq!(fields["timezone"], "Europe/Berlin");
+        let fields = TriggerJson::new(&spec, berlin());
+        assert_eq!(fields.month.as_deref(), Some("1,6"));
+        assert_eq!(fields.day.as_deref(), Some("1"));
+        assert_eq!(fields.timezone.as_deref(), Some("Europe/Berlin"));
     }
 
     #[test]
@@ -624,7 +567,10 @@ mod tests {
     #[test]
     fn legacy_nested_form() {
         let spec = read(json!({"type": "cron", "year": "2032", "hour": "5"})).unwrap();
-        assert_eq!(trigger_json(&spec, berlin())["year"], "2032");
+        assert_eq!(
+            TriggerJson::new(&spec, berlin()).year.as_deref(),
+            Some("2032")
+        );
         let spec = read(json!({"run_date": "2030-01-01 10:00:00"})).unwrap();
         assert_eq!(spec.kind(), "date");
     }

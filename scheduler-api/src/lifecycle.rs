@@ -42,8 +42,8 @@ type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use scheduler_core::Scheduler;
-/// use scheduler_api::Lifecycle;
+/// use apsched::Scheduler;
+/// use apsched::api::Lifecycle;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let scheduler = Scheduler::builder().build();

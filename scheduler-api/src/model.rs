@@ -5,51 +5,76 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::flask::{self, isoformat};
+use crate::flask;
 use scheduler_core::trigger::{DateTrigger, TriggerSpec, parse_instant};
 use scheduler_core::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
 
-/// A job dict's own keys (the rest are its trigger's fields), typed; `null` is "not given"
-/// except where it means something (`next_run_time`, `misfire_grace_time`).
-#[derive(Debug, Deserialize)]
-struct JobDict {
+/// A job dict, as `POST /scheduler/jobs` and `PATCH /scheduler/jobs/{id}` take it: the job's
+/// own keys and, beside them, its trigger's fields (Flask-APScheduler's flattened form).
+/// `null` is "not given" except where it means something (`next_run_time`,
+/// `misfire_grace_time`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct JobDict {
+    /// The schedule's id; one is generated when none is given.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 191)]
     id: Option<String>,
+    /// A name for people; the id when none is given.
     #[serde(default)]
     name: Option<String>,
+    /// The name of a job registered on the scheduler (`GET /scheduler` lists them).
     #[serde(default)]
     func: Option<String>,
+    /// Another name for `func`.
     #[serde(default)]
     job: Option<String>,
+    /// A JSON value every run receives.
     #[serde(default)]
+    #[schema(value_type = Value)]
     args: Option<Value>,
+    /// A JSON object every run receives, instead of `args`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     kwargs: Option<Map<String, Value>>,
+    /// The first run: `"now"`, an ISO 8601 date-time (naive ones in the scheduler's zone), or
+    /// `null` to add the job paused.
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
     next_run_time: Option<Option<String>>,
+    /// How late a run may start, in seconds; `null`: no limit.
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 3_155_760_000_u64)]
     misfire_grace_time: Option<Option<f64>>,
+    /// Whether several due fires run once.
     #[serde(default)]
     coalesce: Option<bool>,
+    /// How many runs may go at once.
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_instances: Option<u32>,
+    /// Replace a schedule with the same id instead of answering 409.
     #[serde(default)]
     replace_existing: Option<bool>,
+    /// Add the schedule paused.
     #[serde(default)]
     paused: Option<bool>,
+    /// Record a fire whose instance died as lost instead of running it again.
     #[serde(default)]
     at_most_once: Option<bool>,
     // Accepted for compatibility with Flask-APScheduler configurations; apsched has one
     // store and no executors to choose from.
     #[serde(default, rename = "jobstore")]
+    #[schema(ignore)]
     _jobstore: Option<String>,
     #[serde(default, rename = "executor")]
+    #[schema(ignore)]
     _executor: Option<String>,
     /// The trigger: its fields beside the job's keys, or nested under `trigger`.
     #[serde(flatten)]
+    #[schema(value_type = flask::TriggerFields)]
     trigger: Map<String, Value>,
 }
 
@@ -392,105 +417,6 @@ impl JobChanges {
     }
 }
 
-/// A schedule as the REST API shows it: Flask-APScheduler's job dict (date-times as Python's
-/// `isoformat()` in the trigger's zone, an interval's in `timezone`, the scheduler's; `args`
-/// and `kwargs` as sent; cron fields as APScheduler writes them back), plus what apsched adds
-/// so that posting it back recreates the same schedule: `coalesce`, `paused`,
-/// `at_most_once`, the trigger's `timezone` and `jitter`.
-#[must_use]
-pub fn job_json(schedule: &Schedule, timezone: Tz) -> Value {
-    let mut map = Map::new();
-    map.insert("id".into(), schedule.id().into());
-    map.insert("name".into(), schedule.name().into());
-    map.insert(
-        "func".into(),
-        schedule.job_name().map_or(Value::Null, Value::from),
-    );
-    let (args, kwargs) = match schedule.args() {
-        Value::Null => (json!([]), json!({})),
-        Value::Object(kwargs) => (json!([]), Value::Object(kwargs.clone())),
-        args => (args.clone(), json!({})),
-    };
-    map.insert("args".into(), args);
-    map.insert("kwargs".into(), kwargs);
-    map.extend(flask::trigger_json(schedule.trigger(), timezone));
-    map.insert(
-        "next_run_time".into(),
-        schedule.next_run_time().map_or(Value::Null, |t| {
-            isoformat(t, zone_of(schedule.trigger(), timezone)).into()
-        }),
-    );
-    map.insert(
-        "misfire_grace_time".into(),
-        schedule
-            .misfire_grace_time()
-            .map_or(Value::Null, flask::seconds_json),
-    );
-    map.insert("max_instances".into(), schedule.max_instances().into());
-    map.insert("coalesce".into(), schedule.coalesce().into());
-    map.insert("paused".into(), schedule.paused().into());
-    map.insert("at_most_once".into(), schedule.at_most_once().into());
-    Value::Object(map)
-}
-
-/// The zone a schedule's times are shown in: its trigger's, else the scheduler's.
-fn zone_of(trigger: &TriggerSpec, scheduler_zone: Tz) -> Tz {
-    match trigger {
-        TriggerSpec::Cron(t) => t.timezone(),
-        TriggerSpec::Date(t) => t.timezone(),
-        _ => scheduler_zone,
-    }
-}
-
-/// A fire of the ledger as `GET /scheduler/jobs/{id}/runs` shows it.
-#[must_use]
-pub fn fire_json(fire: &scheduler_core::FireRecord, timezone: Tz) -> Value {
-    let time = |t: Option<DateTime<Utc>>| t.map_or(Value::Null, |t| isoformat(t, timezone).into());
-    json!({
-        "fire_id": fire.fire_id,
-        "schedule_id": fire.schedule_id,
-        "nominal_time": time(Some(fire.nominal_time)),
-        "state": fire.state.as_str(),
-        "reason": fire.reason,
-        "owner": fire.owner,
-        "epoch": fire.epoch,
-        "attempt": fire.attempt,
-        "claimed_at": time(fire.claimed_at),
-        "started_at": time(fire.started_at),
-        "finished_at": time(fire.finished_at),
-        "error": fire.error,
-    })
-}
-
 fn invalid(message: String) -> Error {
     Error::InvalidJob(message)
-}
-
-/// `GET /scheduler`: Flask-APScheduler's three fields, and what apsched adds.
-pub(crate) fn scheduler_info(handle: &scheduler_core::SchedulerHandle) -> Value {
-    let state = match handle.state() {
-        scheduler_core::SchedulerState::NotStarted => "not_started",
-        scheduler_core::SchedulerState::Running => "running",
-        scheduler_core::SchedulerState::Paused => "paused",
-        scheduler_core::SchedulerState::Stopped => "stopped",
-        _ => "unknown",
-    };
-    json!({
-        // As APScheduler: a paused scheduler is still running (`state` tells the two apart).
-        "running": matches!(
-            handle.state(),
-            scheduler_core::SchedulerState::Running | scheduler_core::SchedulerState::Paused
-        ),
-        "state": state,
-        "current_host": current_host(),
-        // apsched has no host allow-list: which processes run jobs is decided by whether they
-        // start a scheduler (and, with a shared store, by its claims).
-        "allowed_hosts": ["*"],
-        "timezone": handle.timezone().name(),
-        "registered_jobs": handle.job_names(),
-    })
-}
-
-fn current_host() -> String {
-    scheduler_core::host_name().unwrap_or_else(|| "unknown".to_owned())
 }

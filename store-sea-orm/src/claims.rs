@@ -20,7 +20,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
 use crate::ledger::FireRow;
 use crate::sql::read_rows;
 use crate::sql::{
-    COUNTED, F, HELD, S, duration_micros, in_strings, is_busy, lock_skipping, micros, state, time,
+    COUNTED, F, HELD, S, Transient, duration_micros, in_strings, is_transient, lock_skipping,
+    micros, state, time, transient,
 };
 use crate::{Store, db};
 
@@ -524,15 +525,30 @@ impl FireClaims for Store {
                 retry.more = true;
                 Ok(retry)
             }
-            // Another process holds SQLite's write lock past the busy timeout: nothing was
-            // written; the next claim tries again.
-            Err(CoreError::Store(error))
-                if error
-                    .downcast_ref::<crate::Error>()
-                    .is_some_and(|e| matches!(e, crate::Error::Database(e) if is_busy(e))) =>
-            {
-                tracing::debug!("the database is locked by another process; claiming again soon");
-                Ok(ClaimBatch::default())
+            Err(CoreError::Store(error)) => {
+                let transient = error.downcast_ref::<crate::Error>().and_then(|e| match e {
+                    crate::Error::Database(e) => transient(e),
+                    _ => None,
+                });
+                match transient {
+                    // Another process holds SQLite's write lock past the busy timeout: nothing
+                    // was written; the next wake claims again.
+                    Some(Transient::Locked) => {
+                        tracing::debug!(
+                            "the database is locked by another process; claiming again soon"
+                        );
+                        Ok(ClaimBatch::default())
+                    }
+                    // The server chose this claim as a deadlock's victim and rolled it back:
+                    // another instance's claim went through; claim again at once.
+                    Some(Transient::RolledBack) => {
+                        tracing::debug!(%error, "the claim was rolled back for another instance's; claiming again");
+                        let mut retry = ClaimBatch::default();
+                        retry.more = true;
+                        Ok(retry)
+                    }
+                    None => Err(CoreError::Store(error)),
+                }
             }
             Err(error) => Err(error),
         }
@@ -544,7 +560,7 @@ impl FireClaims for Store {
         }
         match self.take_over_in(claimer).await {
             Ok(batch) => Ok(batch),
-            Err(error) if is_busy(&error) => Ok(ClaimBatch::default()),
+            Err(error) if is_transient(&error) => Ok(ClaimBatch::default()),
             Err(error) => Err(db(error)),
         }
     }
@@ -555,6 +571,22 @@ impl FireClaims for Store {
         schedule_id: &str,
         planner: &Planner,
     ) -> CoreResult<ClaimedRun> {
-        self.claim_now_in(claimer, schedule_id, planner).await
+        // A deadlock's victim wrote nothing: try again, a few times, before answering.
+        let mut attempts = 0;
+        loop {
+            match self.claim_now_in(claimer, schedule_id, planner).await {
+                Err(CoreError::Store(error))
+                    if attempts < 3
+                        && error.downcast_ref::<crate::Error>().is_some_and(|e| {
+                            matches!(e, crate::Error::Database(e)
+                                if transient(e) == Some(Transient::RolledBack))
+                        }) =>
+                {
+                    attempts += 1;
+                    tracing::debug!(%error, "run-now claim rolled back for another instance's; again");
+                }
+                other => return other,
+            }
+        }
     }
 }

@@ -202,7 +202,7 @@ async fn use_wal(db: &DatabaseConnection) -> Result<(), DbErr> {
     loop {
         match db.execute_unprepared("PRAGMA journal_mode=WAL").await {
             Ok(_) => return Ok(()),
-            Err(error) if sql::is_busy(&error) && waited < Duration::from_secs(10) => {
+            Err(error) if sql::is_transient(&error) && waited < Duration::from_secs(10) => {
                 tracing::debug!(%error, "SQLite is busy; switching it to WAL mode again soon");
                 tokio::time::sleep(delay).await;
                 waited += delay;

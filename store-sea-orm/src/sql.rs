@@ -250,42 +250,57 @@ pub(crate) fn read_rows(rows: &[QueryResult]) -> Vec<Versioned> {
         .collect()
 }
 
-/// True when SQLite refused because another connection holds its lock (`SQLITE_BUSY`,
-/// `SQLITE_LOCKED` and their extended codes), judged by the error code: the operation can
-/// simply be tried again.
-pub(crate) fn is_busy(error: &DbErr) -> bool {
+/// True when the database refused for another transaction's sake and wrote nothing, so the
+/// operation can simply be tried again: SQLite's lock held by another connection
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes); on PostgreSQL and MariaDB/MySQL
+/// a deadlock or serialization failure (SQLSTATE 40001, 40P01; MySQL 1213), after which the
+/// server has rolled the transaction back, or MySQL's lock wait timeout (1205), after which
+/// the caller's transaction is dropped and so rolled back. Judged by the error code, never by
+/// its text.
+pub(crate) fn is_transient(error: &DbErr) -> bool {
+    transient(error).is_some()
+}
+
+/// Why a transient refusal happened (see [`is_transient`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transient {
+    /// SQLite's lock is held by another connection, past the busy timeout.
+    Locked,
+    /// A server database rolled the transaction back: a deadlock, a serialization failure
+    /// or a lock wait timeout.
+    RolledBack,
+}
+
+pub(crate) fn transient(error: &DbErr) -> Option<Transient> {
+    use sea_orm::RuntimeErr;
+    use std::ops::Deref;
+    let runtime = match error {
+        DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return None,
+    };
+    let RuntimeErr::SqlxError(error) = runtime else {
+        return None;
+    };
+    let sea_orm::sqlx::Error::Database(error) = error.deref() else {
+        return None;
+    };
     #[cfg(feature = "sqlite")]
+    if error
+        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
     {
-        use sea_orm::RuntimeErr;
-        use std::ops::Deref;
-        let runtime = match error {
-            DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
-            _ => return false,
-        };
-        let RuntimeErr::SqlxError(error) = runtime else {
-            return false;
-        };
-        let sea_orm::sqlx::Error::Database(error) = error.deref() else {
-            return false;
-        };
-        if error
-            .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
-            .is_none()
-        {
-            return false;
-        }
         // Extended codes keep the primary code in their low byte.
         let code = error
             .code()
             .and_then(|c| c.parse::<i32>().ok())
             .unwrap_or(0);
-        matches!(code & 0xff, 5 | 6)
+        return matches!(code & 0xff, 5 | 6).then_some(Transient::Locked);
     }
-    #[cfg(not(feature = "sqlite"))]
-    {
-        let _ = error;
-        false
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = error.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1205 | 1213).then_some(Transient::RolledBack);
     }
+    matches!(error.code().as_deref(), Some("40001" | "40P01")).then_some(Transient::RolledBack)
 }
 
 /// `column IN (values)` over strings.
