@@ -70,3 +70,14 @@ fn readme_web_service_snippet_is_the_axum_service_example() {
         "README's web service snippet and examples/axum_service.rs differ"
     );
 }
+
+#[test]
+fn readme_layers_snippet_is_the_api_behind_layers_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/api_behind_layers.rs");
+    assert_eq!(
+        block_after(readme, "### The API behind your own layers").trim(),
+        marked(example).trim(),
+        "README's layers snippet and examples/api_behind_layers.rs differ"
+    );
+}

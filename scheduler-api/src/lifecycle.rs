@@ -109,7 +109,7 @@ impl Lifecycle {
     ///
     /// # Errors
     ///
-    /// [`Error::Signals`] when the signals cannot be watched, [`Error::SchedulerStopped`] for
+    /// [`Error::Signals`] when the signals cannot be watched, [`scheduler_core::Error::SchedulerStopped`] for
     /// a scheduler already shut down, or the store's error if it cannot be loaded.
     pub async fn start(scheduler: SchedulerHandle, deadline: Duration) -> Result<Self> {
         // Installed before the scheduler starts, so that once anything runs no signal is
@@ -124,7 +124,7 @@ impl Lifecycle {
     ///
     /// # Errors
     ///
-    /// [`Error::SchedulerStopped`] for a scheduler already shut down, or the store's error.
+    /// [`scheduler_core::Error::SchedulerStopped`] for a scheduler already shut down, or the store's error.
     pub async fn start_with(
         scheduler: SchedulerHandle,
         deadline: Duration,
@@ -378,7 +378,7 @@ pub async fn shutdown_signal() {
 ///
 /// # Errors
 ///
-/// [`Error::SchedulerStopped`] for a scheduler that was shut down, or a store error.
+/// [`scheduler_core::Error::SchedulerStopped`] for a scheduler that was shut down, or a store error.
 pub async fn start_if_needed(scheduler: &SchedulerHandle) -> Result<()> {
     match scheduler.start().await {
         Ok(()) | Err(CoreError::AlreadyRunning) => Ok(()),

@@ -82,7 +82,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use chrono::{TimeDelta, TimeZone, Utc};
-/// use scheduler_core::clock::{Clock, TestClock};
+/// use apsched::clock::{Clock, TestClock};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {

@@ -43,7 +43,7 @@ impl fmt::Debug for StateMap {
 /// [`state`](Self::state), in every run, with no global.
 ///
 /// ```
-/// use scheduler_core::{JobContext, JobError};
+/// use apsched::{JobContext, JobError};
 ///
 /// #[derive(Clone)]
 /// struct Db { url: String }

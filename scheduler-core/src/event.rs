@@ -15,7 +15,7 @@ use crate::fires::SkipReason;
 /// ([`SchedulerHandle::subscribe`](crate::SchedulerHandle::subscribe)).
 ///
 /// ```
-/// # use scheduler_core::{Event, Scheduler};
+/// # use apsched::{Event, Scheduler};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let scheduler = Scheduler::builder().build().start().await?;

@@ -26,7 +26,7 @@ use crate::error::{BoxError, JobError};
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use scheduler_core::{Job, JobContext, JobError};
+/// use apsched::{Job, JobContext, JobError};
 ///
 /// struct Compact;
 ///
@@ -77,7 +77,7 @@ impl<E: Into<JobError> + Send + 'static> IntoJobResult for Result<(), E> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use scheduler_core::{IntoJob, JobContext, JobError};
+/// use apsched::{IntoJob, JobContext, JobError};
 ///
 /// // A closure.
 /// let hello = |ctx: JobContext| async move {

@@ -14,7 +14,7 @@
 //! ```
 //! use std::time::Duration;
 //! use chrono::{TimeZone, Utc};
-//! use scheduler_core::trigger::{
+//! use apsched::trigger::{
 //!     AndTrigger, CronTrigger, DateTrigger, IntervalTrigger, OrTrigger, Trigger,
 //! };
 //!
@@ -45,7 +45,7 @@
 //!     IntervalTrigger::builder().hours(3).start(at(0, 0)).build()?.into(),
 //! ])?;
 //! assert_eq!(and.next_fire_time(None, now), Some(at(12, 0)));
-//! # Ok::<(), scheduler_core::Error>(())
+//! # Ok::<(), apsched::Error>(())
 //! ```
 //!
 //! # Quick start
@@ -54,7 +54,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use scheduler_core::{FirstRun, JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
+//! use apsched::{FirstRun, JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -275,7 +275,7 @@ pub(crate) enum JobSource {
 /// ```
 /// use std::time::Duration;
 /// use serde_json::json;
-/// use scheduler_core::{FirstRun, NewSchedule, trigger::IntervalTrigger};
+/// use apsched::{FirstRun, NewSchedule, trigger::IntervalTrigger};
 ///
 /// // A job registered on the scheduler under "update_db", every 30 s, the first run at once.
 /// let schedule = NewSchedule::for_job("update_db", IntervalTrigger::every(Duration::from_secs(30))?)
@@ -283,7 +283,7 @@ pub(crate) enum JobSource {
 ///     .args(json!({"table": "my_data"}))
 ///     .first_run(FirstRun::Now)
 ///     .misfire_grace_time(Some(Duration::from_secs(10)));
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[must_use]
 pub struct NewSchedule {

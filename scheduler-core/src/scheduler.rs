@@ -32,19 +32,19 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 /// Configures a [`Scheduler`].
 ///
 /// ```
-/// use scheduler_core::{Scheduler, JobContext};
+/// use apsched::{Scheduler, JobContext};
 ///
 /// #[derive(Clone)]
 /// struct AppState { greeting: &'static str }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), scheduler_core::Error> {
+/// # async fn main() -> Result<(), apsched::Error> {
 /// let scheduler = Scheduler::builder()
 ///     .state(AppState { greeting: "hello" })
 ///     .job("greet", |ctx: JobContext| async move {
 ///         let state = ctx.state::<AppState>()?;
 ///         tracing::info!("{}", state.greeting);
-///         Ok::<_, scheduler_core::JobError>(())
+///         Ok::<_, apsched::JobError>(())
 ///     })
 ///     .timezone("Europe/Berlin")?
 ///     .max_concurrency(64)
@@ -631,7 +631,7 @@ impl SchedulerHandle {
             .await
     }
 
-    /// Subscribes to the scheduler's [`Event`]s from now on.
+    /// Subscribes to the scheduler's [`Event`](crate::Event)s from now on.
     #[must_use]
     pub fn subscribe(&self) -> EventReceiver {
         EventReceiver::new(

@@ -186,11 +186,11 @@ impl FireHistory for Store {
 impl ChangeFeed for Store {
     async fn wait_for_change(&self, timeout: Duration) {
         #[cfg(feature = "postgres")]
-        if self.dialect() == crate::sql::Dialect::Postgres {
-            if let Some(changed) = self.listener().await {
-                let _ = tokio::time::timeout(timeout, changed.notified()).await;
-                return;
-            }
+        if self.dialect() == crate::sql::Dialect::Postgres
+            && let Some(changed) = self.listener().await
+        {
+            let _ = tokio::time::timeout(timeout, changed.notified()).await;
+            return;
         }
         tokio::time::sleep(timeout.min(self.inner.options.poll_interval)).await;
     }

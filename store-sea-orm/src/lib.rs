@@ -4,11 +4,11 @@
 //! every fire is a row in the fire ledger `<prefix>fires`, unique per (schedule, nominal time).
 //! Several scheduler processes can share one database, each fire running on one of them:
 //! processes on one host can share a SQLite file, processes anywhere a PostgreSQL or MariaDB
-//! database (see the capabilities of `scheduler_core::store::shared`).
+//! database (see the capabilities of `apsched::store::shared`).
 //!
 //! ```
-//! use scheduler_core::{JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
-//! use store_sea_orm::Store;
+//! use apsched::{JobContext, NewSchedule, Scheduler, trigger::IntervalTrigger};
+//! use apsched::sea_orm::Store;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,8 +37,8 @@
 //! fire in its process) does not take it.
 //!
 //! ```compile_fail,E0277
-//! # async fn wrong(store: store_sea_orm::Store) {
-//! let scheduler = scheduler_core::Scheduler::builder().store(store); // not a JobStore
+//! # async fn wrong(store: apsched::sea_orm::Store) {
+//! let scheduler = apsched::Scheduler::builder().store(store); // not a JobStore
 //! # }
 //! ```
 //!

@@ -263,8 +263,13 @@ pub(crate) fn is_transient(error: &DbErr) -> bool {
 
 /// Why a transient refusal happened (see [`is_transient`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) enum Transient {
     /// SQLite's lock is held by another connection, past the busy timeout.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Locked,
     /// A server database rolled the transaction back: a deadlock, a serialization failure
     /// or a lock wait timeout.
@@ -272,35 +277,44 @@ pub(crate) enum Transient {
 }
 
 pub(crate) fn transient(error: &DbErr) -> Option<Transient> {
-    use sea_orm::RuntimeErr;
-    use std::ops::Deref;
-    let runtime = match error {
-        DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
-        _ => return None,
-    };
-    let RuntimeErr::SqlxError(error) = runtime else {
-        return None;
-    };
-    let sea_orm::sqlx::Error::Database(error) = error.deref() else {
-        return None;
-    };
-    #[cfg(feature = "sqlite")]
-    if error
-        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
-        .is_some()
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     {
-        // Extended codes keep the primary code in their low byte.
-        let code = error
-            .code()
-            .and_then(|c| c.parse::<i32>().ok())
-            .unwrap_or(0);
-        return matches!(code & 0xff, 5 | 6).then_some(Transient::Locked);
+        use sea_orm::RuntimeErr;
+        use std::ops::Deref;
+        let runtime = match error {
+            DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
+            _ => return None,
+        };
+        let RuntimeErr::SqlxError(error) = runtime else {
+            return None;
+        };
+        let sea_orm::sqlx::Error::Database(error) = error.deref() else {
+            return None;
+        };
+        #[cfg(feature = "sqlite")]
+        if error
+            .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+            .is_some()
+        {
+            // Extended codes keep the primary code in their low byte.
+            let code = error
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .unwrap_or(0);
+            return matches!(code & 0xff, 5 | 6).then_some(Transient::Locked);
+        }
+        #[cfg(feature = "mysql")]
+        if let Some(mysql) = error.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(mysql.number(), 1205 | 1213).then_some(Transient::RolledBack);
+        }
+        matches!(error.code().as_deref(), Some("40001" | "40P01")).then_some(Transient::RolledBack)
     }
-    #[cfg(feature = "mysql")]
-    if let Some(mysql) = error.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
-        return matches!(mysql.number(), 1205 | 1213).then_some(Transient::RolledBack);
+    #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+    {
+        // No backend, no database to refuse anything.
+        let _ = error;
+        None
     }
-    matches!(error.code().as_deref(), Some("40001" | "40P01")).then_some(Transient::RolledBack)
 }
 
 /// `column IN (values)` over strings.

@@ -34,7 +34,7 @@ fn check_children(kind: &str, triggers: &[TriggerSpec]) -> Result<()> {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use scheduler_core::trigger::{CronTrigger, OrTrigger, Trigger};
+/// use apsched::trigger::{CronTrigger, OrTrigger, Trigger};
 ///
 /// // Weekdays at 10:00, weekends at 11:00.
 /// let either = OrTrigger::new(vec![
@@ -44,7 +44,7 @@ fn check_children(kind: &str, triggers: &[TriggerSpec]) -> Result<()> {
 /// let friday = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
 /// let next = either.next_fire_time(None, friday).unwrap();
 /// assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap());
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrTrigger {
@@ -116,7 +116,7 @@ impl Trigger for OrTrigger {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use scheduler_core::trigger::{AndTrigger, CronTrigger, Trigger};
+/// use apsched::trigger::{AndTrigger, CronTrigger, Trigger};
 ///
 /// // The first Monday of each month at 09:00: days 1-7 that are also Mondays.
 /// let first_monday = AndTrigger::new(vec![
@@ -128,7 +128,7 @@ impl Trigger for OrTrigger {
 /// assert_eq!(next, Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap());
 /// let after = first_monday.next_fire_time(Some(next), next).unwrap();
 /// assert_eq!(after, Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap());
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct AndTrigger {

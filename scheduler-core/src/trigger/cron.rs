@@ -79,7 +79,7 @@ const NICKNAMES: [&str; 6] = [
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use scheduler_core::trigger::{CronTrigger, Trigger};
+/// use apsched::trigger::{CronTrigger, Trigger};
 ///
 /// let weekdays_9am = CronTrigger::builder("0 9 * * mon-fri").timezone("Europe/Berlin").build()?;
 /// let friday_noon = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
@@ -89,7 +89,7 @@ const NICKNAMES: [&str; 6] = [
 ///
 /// let err = CronTrigger::new("61 * * * *").unwrap_err();
 /// assert_eq!(err.to_string(), r#"minute field: 61 is outside 0-59 in "61 * * * *""#);
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct CronTrigger {

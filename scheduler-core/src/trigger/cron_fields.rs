@@ -56,7 +56,7 @@ const POSITIONS: [&str; 6] = ["1st", "2nd", "3rd", "4th", "5th", "last"];
 /// `"last fri"`) or left out.
 ///
 /// ```
-/// use scheduler_core::trigger::{CronFields, CronTrigger, Trigger};
+/// use apsched::trigger::{CronFields, CronTrigger, Trigger};
 /// use chrono::{TimeZone, Utc};
 ///
 /// let fields = CronFields::new().day_of_week("mon-fri").hour("9").minute("30");
@@ -64,7 +64,7 @@ const POSITIONS: [&str; 6] = ["1st", "2nd", "3rd", "4th", "5th", "last"];
 /// let friday_noon = Utc.with_ymd_and_hms(2030, 1, 4, 12, 0, 0).unwrap();
 /// let next = trigger.next_fire_time(None, friday_noon).unwrap();
 /// assert_eq!(next, Utc.with_ymd_and_hms(2030, 1, 7, 8, 30, 0).unwrap()); // Monday, 09:30 CET
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ use crate::error::Result;
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use scheduler_core::trigger::{DateTrigger, Trigger};
+/// use apsched::trigger::{DateTrigger, Trigger};
 ///
 /// // A local time is read in the given zone.
 /// let once = DateTrigger::parse("2030-01-01 10:00:00", "Europe/Berlin")?;
@@ -22,7 +22,7 @@ use crate::error::Result;
 /// let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
 /// assert_eq!(once.next_fire_time(None, now), Some(at));
 /// assert_eq!(once.next_fire_time(Some(at), at), None);
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DateTrigger {

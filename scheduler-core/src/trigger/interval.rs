@@ -33,7 +33,7 @@ const MIN_PERIOD: TimeDelta = TimeDelta::milliseconds(1);
 /// ```
 /// use std::time::Duration;
 /// use chrono::{TimeZone, Utc};
-/// use scheduler_core::trigger::{IntervalTrigger, Trigger};
+/// use apsched::trigger::{IntervalTrigger, Trigger};
 ///
 /// let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
 /// let every_90s = IntervalTrigger::builder().minutes(1).seconds(30).start(start).build()?;
@@ -45,7 +45,7 @@ const MIN_PERIOD: TimeDelta = TimeDelta::milliseconds(1);
 ///
 /// // A zero interval is an error, not a silent one second.
 /// assert!(IntervalTrigger::every(Duration::ZERO).is_err());
-/// # Ok::<(), scheduler_core::Error>(())
+/// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntervalTrigger {

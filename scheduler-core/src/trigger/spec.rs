@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 /// the scheduler's zone) is the REST API's dialect, read by the `scheduler-api` crate.
 ///
 /// ```
-/// use scheduler_core::trigger::{CronFields, CronTrigger, TriggerSpec};
+/// use apsched::trigger::{CronFields, CronTrigger, TriggerSpec};
 ///
 /// let spec: TriggerSpec = CronTrigger::from_fields(CronFields::new().minute("*/5")).build()?.into();
 /// let json = serde_json::to_value(&spec)?;

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The checks talk to the store as several instances would (claimers named `a`, `b`, ...;
-//! jobs named `work`), and through a [`Scheduler`](crate::Scheduler) where the engine's part
+//! jobs named `work`), and through a [`Scheduler`] where the engine's part
 //! matters. Leases are short (about a second) and some checks wait one out, so the suite
 //! takes several seconds: it runs against a real database.
 
