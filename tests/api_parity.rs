@@ -506,6 +506,20 @@ async fn malformed_and_unsupported_bodies(framework: Framework) {
         "{}",
         zero.error()
     );
+    // Below the shortest period, 1 ms: refused, not a scheduler that spins.
+    for fields in [json!({"seconds": 1e-9}), json!({"milliseconds": 0.5})] {
+        let mut job = json!({"id": "tiny", "func": "record", "trigger": "interval"});
+        job.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let tiny = c.post_json("/scheduler/jobs", job).await;
+        assert_eq!(tiny.status, StatusCode::BAD_REQUEST, "{fields}");
+        assert!(
+            tiny.error().contains("shorter than the minimum of 1 ms"),
+            "{}",
+            tiny.error()
+        );
+    }
     let typo = c
         .post_json(
             "/scheduler/jobs",

@@ -283,17 +283,17 @@ async fn replay(framework: Framework) {
             if !json["error_message"].is_string() {
                 problems.push(format!("{name}: error without error_message: {json}"));
             }
-            if (200..300).contains(&their_status) {
-                if let Some(id) = theirs["body"]["id"].as_str() {
-                    one_sided.push(id.to_owned());
-                }
+            if (200..300).contains(&their_status)
+                && let Some(id) = theirs["body"]["id"].as_str()
+            {
+                one_sided.push(id.to_owned());
             }
             continue;
         }
-        if volatile(step, "next_run_time") {
-            if let Some(id) = theirs["body"]["id"].as_str() {
-                one_sided.push(id.to_owned());
-            }
+        if volatile(step, "next_run_time")
+            && let Some(id) = theirs["body"]["id"].as_str()
+        {
+            one_sided.push(id.to_owned());
         }
         if expected != their_status {
             // Served on one side only: remember what it added.
