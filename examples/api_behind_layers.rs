@@ -15,6 +15,11 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 
+/// A request that took too long (or any other error of the layers) is answered 503.
+async fn timed_out(_error: tower::BoxError) -> StatusCode {
+    StatusCode::SERVICE_UNAVAILABLE
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = Scheduler::builder().build();
@@ -23,10 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // [readme]
     let api = Api::with_bearer_token(handle.clone(), &token).prefix("/");
     let layers = tower::ServiceBuilder::new()
-        // A timed-out request is answered 503, as any other layer error would be mapped.
-        .layer(HandleErrorLayer::new(|_| async {
-            StatusCode::SERVICE_UNAVAILABLE
-        }))
+        .layer(HandleErrorLayer::new(timed_out)) // 503 for a request that took too long
         .timeout(Duration::from_secs(5))
         .concurrency_limit(16);
     let app = Router::new().nest_service("/scheduler", layers.service(api));
