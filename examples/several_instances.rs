@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use apsched::trigger::CronTrigger;
-use apsched::{Error, JobContext, NewSchedule, Scheduler};
+use apsched::{JobContext, NewSchedule, OnConflict, Scheduler};
 
 async fn report(ctx: JobContext) {
     // The fire's epoch is a fencing token: pass it to writes that must not come from a stale run.
@@ -33,11 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .start()
         .await?;
-    let every_minute = NewSchedule::for_job("report", CronTrigger::new("* * * * *")?).id("report");
-    match scheduler.add(every_minute).await {
-        Ok(_) | Err(Error::ConflictingId(_)) => {} // the first instance to start adds it
-        Err(error) => return Err(error.into()),
-    }
+    // The first instance to start adds it; the others (and restarts) keep the one there.
+    let every_minute = NewSchedule::for_job("report", CronTrigger::new("* * * * *")?)
+        .id("report")
+        .on_conflict(OnConflict::Keep);
+    scheduler.add(every_minute).await?;
     // [/readme]
     tokio::signal::ctrl_c().await?;
     scheduler.shutdown(Duration::from_secs(10)).await?;

@@ -81,3 +81,14 @@ fn readme_layers_snippet_is_the_api_behind_layers_example() {
         "README's layers snippet and examples/api_behind_layers.rs differ"
     );
 }
+
+#[test]
+fn readme_middleware_snippet_is_the_job_layers_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/job_layers.rs");
+    assert_eq!(
+        block_after(readme, "## Middleware for every job").trim(),
+        marked(example).trim(),
+        "README's middleware snippet and examples/job_layers.rs differ"
+    );
+}

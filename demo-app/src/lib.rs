@@ -18,7 +18,7 @@ pub mod web_warp;
 use apsched::api::{Api, Lifecycle, Stopped};
 use apsched::sea_orm::{Store, StoreOptions};
 use apsched::trigger::IntervalTrigger;
-use apsched::{FirstRun, JobContext, JobError, NewSchedule, Scheduler};
+use apsched::{FirstRun, JobContext, JobError, NewSchedule, OnConflict, Scheduler};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -106,31 +106,23 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
         .name("Database update")
         .first_run(FirstRun::Now)
         .misfire_grace_time(None);
-    // Shared: added once, by whichever instance comes first; the others (and restarts) find
-    // it there and keep it, so its fires and pauses carry on.
-    match handle.add(schedule.replace_existing(!shared)).await {
-        Ok(_) => {}
-        Err(apsched::Error::ConflictingId(_)) if shared => {
-            let kept = handle.get(SCHEDULE_ID).await.ok().flatten();
-            let kept_period = kept.as_ref().and_then(|s| match s.trigger() {
-                apsched::trigger::TriggerSpec::Interval(interval) => Some(interval.period()),
-                _ => None,
-            });
-            if kept_period == Some(trigger.period()) {
-                tracing::info!(
-                    id = SCHEDULE_ID,
-                    "the update schedule is already in the database; kept as it is"
-                );
-            } else {
-                tracing::warn!(
-                    id = SCHEDULE_ID,
-                    kept = ?kept.map(|s| s.trigger().clone()),
-                    "the update schedule in the database differs from UPDATE_INTERVAL_SECS; it \
-                     is kept as it is (change it with PATCH /scheduler/jobs/update-db)"
-                );
-            }
-        }
-        Err(e) => return Err(format!("cannot schedule the update: {e}")),
+    // Added once, by whichever instance comes first; the others (and restarts) find it there
+    // and keep it, so its fires and pauses carry on.
+    let schedule = handle
+        .add(schedule.on_conflict(OnConflict::Keep))
+        .await
+        .map_err(|e| format!("cannot schedule the update: {e}"))?;
+    let kept_period = match schedule.trigger() {
+        apsched::trigger::TriggerSpec::Interval(interval) => Some(interval.period()),
+        _ => None,
+    };
+    if kept_period != Some(trigger.period()) {
+        tracing::warn!(
+            id = SCHEDULE_ID,
+            kept = ?schedule.trigger(),
+            "the update schedule in the database differs from UPDATE_INTERVAL_SECS; it is kept \
+             as it is (change it with PATCH /scheduler/jobs/update-db)"
+        );
     }
     let api = match &config.api_token {
         Some(token) => Api::with_bearer_token(handle.clone(), token),

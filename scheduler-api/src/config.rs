@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::JobRequest;
-use scheduler_core::SchedulerHandle;
+use scheduler_core::{OnConflict, SchedulerHandle};
 
 /// What [`load_jobs`] did with each declared job, by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,31 +83,29 @@ pub async fn load_jobs(handle: &SchedulerHandle, jobs: Value) -> Result<LoadedJo
         requests.push(request);
     }
     // One batch: all of it is added, or none (a job that fails to add takes the batch back).
-    let mut report = LoadedJobs::default();
-    let mut batch = Vec::new();
-    let mut replaced = Vec::new();
+    // Each job is kept when it is there with the same definition, replaced when not.
+    let mut before = Vec::with_capacity(requests.len());
+    let mut batch = Vec::with_capacity(requests.len());
     for request in requests {
-        let existing = match request.id() {
+        before.push(match request.id() {
             Some(id) => handle.get(id).await?,
             None => None,
-        };
-        match existing {
-            Some(existing) if request.matches(&existing) => {
-                report.unchanged.push(existing.id().to_owned());
-            }
-            Some(existing) => {
-                replaced.push(existing.id().to_owned());
-                batch.push(request.into_new_schedule().replace_existing(true));
-            }
-            None => batch.push(request.into_new_schedule()),
+        });
+        batch.push(
+            request
+                .into_new_schedule()
+                .on_conflict(OnConflict::ReplaceIfChanged),
+        );
+    }
+    let mut report = LoadedJobs::default();
+    for (schedule, before) in handle.add_all(batch).await?.into_iter().zip(before) {
+        let id = schedule.id().to_owned();
+        match before {
+            None => report.added.push(id),
+            Some(before) if before == schedule => report.unchanged.push(id),
+            Some(_) => report.replaced.push(id),
         }
     }
-    for schedule in handle.add_all(batch).await? {
-        if !replaced.iter().any(|id| id == schedule.id()) {
-            report.added.push(schedule.id().to_owned());
-        }
-    }
-    report.replaced = replaced;
     Ok(report)
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::flask;
 use scheduler_core::trigger::{DateTrigger, TriggerSpec, parse_instant};
-use scheduler_core::{FirstRun, NewSchedule, Schedule, ScheduleChanges};
+use scheduler_core::{FirstRun, NewSchedule, ScheduleChanges};
 
 /// A job dict, as `POST /scheduler/jobs` and `PATCH /scheduler/jobs/{id}` take it: the job's
 /// own keys and, beside them, its trigger's fields (Flask-APScheduler's flattened form).
@@ -145,8 +145,8 @@ impl JobDict {
         }
     }
 
-    /// The trigger, with whether it has a start of its own; none means "once, now".
-    fn trigger(&mut self, timezone: Tz, now: DateTime<Utc>) -> Result<Option<(TriggerSpec, bool)>> {
+    /// The trigger; none means "once, now".
+    fn trigger(&mut self, timezone: Tz, now: DateTime<Utc>) -> Result<Option<TriggerSpec>> {
         let mut fields = std::mem::take(&mut self.trigger);
         if fields.is_empty() {
             return Ok(None);
@@ -168,15 +168,11 @@ impl JobDict {
                     Some(key) => Err(invalid(format!(
                         "\"{key}\" needs a \"trigger\" (\"interval\", \"cron\", \"date\", \"or\" or \"and\")"
                     ))),
-                    None => Ok(Some((DateTrigger::at(now).into(), true))),
+                    None => Ok(Some(DateTrigger::at(now).into())),
                 };
             }
         }
-        let has_start = fields.contains_key("start_date");
-        Ok(Some((
-            flask::trigger_from_map(fields, timezone)?,
-            has_start,
-        )))
+        Ok(Some(flask::trigger_from_map(fields, timezone)?))
     }
 }
 
@@ -202,7 +198,6 @@ pub struct JobRequest {
     job: String,
     args: Value,
     trigger: TriggerSpec,
-    trigger_has_start: bool,
     first_run: FirstRun,
     paused: bool,
     misfire_grace_time: Option<Option<Duration>>,
@@ -243,16 +238,15 @@ impl JobRequest {
         };
         let misfire_grace_time = dict.grace()?;
         let max_instances = dict.max_instances()?;
-        let (trigger, trigger_has_start) = dict
+        let trigger = dict
             .trigger(timezone, now)?
-            .unwrap_or_else(|| (DateTrigger::at(now).into(), true));
+            .unwrap_or_else(|| DateTrigger::at(now).into());
         Ok(Self {
             id: dict.id,
             name: dict.name,
             job,
             args,
             trigger,
-            trigger_has_start,
             first_run,
             paused: dict.paused.unwrap_or(false) || paused_by_next_run,
             misfire_grace_time,
@@ -299,41 +293,6 @@ impl JobRequest {
             schedule = schedule.max_instances(max_instances);
         }
         schedule
-    }
-
-    /// Whether `existing` already is this job: same job, args, trigger and options. An
-    /// interval trigger the request gives no start is compared without its start, which the
-    /// scheduler pinned when it added the schedule.
-    #[must_use]
-    pub fn matches(&self, existing: &Schedule) -> bool {
-        let mut stored = existing.trigger().to_value();
-        let mut wanted = self.trigger.to_value();
-        if !self.trigger_has_start {
-            strip_interval_starts(&mut stored);
-            strip_interval_starts(&mut wanted);
-        }
-        let defaults = scheduler_core::ScheduleOptions::default();
-        existing.job_name() == Some(self.job.as_str())
-            && existing.name() == self.name.as_deref().unwrap_or(existing.id())
-            && *existing.args() == self.args
-            && stored == wanted
-            && existing.misfire_grace_time()
-                == self
-                    .misfire_grace_time
-                    .unwrap_or(defaults.misfire_grace_time)
-            && existing.coalesce() == self.coalesce.unwrap_or(defaults.coalesce)
-            && existing.max_instances() == self.max_instances.unwrap_or(defaults.max_instances)
-            && existing.at_most_once() == self.at_most_once
-    }
-}
-
-fn strip_interval_starts(trigger: &mut Value) {
-    let Value::Object(map) = trigger else { return };
-    if map.get("trigger").and_then(Value::as_str) == Some("interval") {
-        map.remove("start_date");
-    }
-    if let Some(Value::Array(children)) = map.get_mut("triggers") {
-        children.iter_mut().for_each(strip_interval_starts);
     }
 }
 
@@ -395,7 +354,7 @@ impl JobChanges {
         if let Some(max_instances) = dict.max_instances()? {
             changes = changes.max_instances(max_instances);
         }
-        if let Some((trigger, _)) = dict.trigger(timezone, now)? {
+        if let Some(trigger) = dict.trigger(timezone, now)? {
             changes = changes.trigger(trigger);
         }
         match dict.next_run_time.take() {

@@ -1,10 +1,13 @@
 //! Jobs: the code a schedule runs.
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 use crate::context::JobContext;
 use crate::error::{BoxError, JobError};
@@ -171,6 +174,63 @@ where
     fn into_job(self) -> Arc<dyn Job> {
         Arc::new(ServiceJob(self))
     }
+}
+
+/// A job as a `tower::Service<JobContext>`: what a scheduler-wide layer
+/// ([`SchedulerBuilder::layer`](crate::SchedulerBuilder::layer)) wraps. Cheap to clone.
+#[derive(Clone)]
+pub struct JobService {
+    job: Arc<dyn Job>,
+}
+
+impl JobService {
+    /// The service that runs `job`.
+    #[must_use]
+    pub fn new(job: Arc<dyn Job>) -> Self {
+        Self { job }
+    }
+}
+
+impl fmt::Debug for JobService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobService").finish_non_exhaustive()
+    }
+}
+
+impl Service<JobContext> for JobService {
+    type Response = ();
+    type Error = JobError;
+    type Future = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), JobError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, ctx: JobContext) -> Self::Future {
+        let job = Arc::clone(&self.job);
+        Box::pin(async move { job.run(ctx).await })
+    }
+}
+
+/// Wraps a job in the scheduler-wide layers.
+pub(crate) type JobLayer = Arc<dyn Fn(Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
+
+/// `layer` around what `inner` (the layers added before) makes of a job.
+pub(crate) fn stack<L>(inner: Option<JobLayer>, layer: L) -> JobLayer
+where
+    L: Layer<JobService> + Send + Sync + 'static,
+    L::Service: Service<JobContext> + Clone + Send + Sync + 'static,
+    <L::Service as Service<JobContext>>::Future: Send,
+    <L::Service as Service<JobContext>>::Response: Send,
+    <L::Service as Service<JobContext>>::Error: Into<BoxError>,
+{
+    Arc::new(move |job: Arc<dyn Job>| {
+        let job = match &inner {
+            Some(inner) => inner(job),
+            None => job,
+        };
+        Arc::new(ServiceJob(layer.layer(JobService::new(job)))) as Arc<dyn Job>
+    })
 }
 
 #[cfg(test)]

@@ -137,10 +137,10 @@ pub use self::event::{
     AbortedRun, Event, EventReceiver, RecvError, RunSummary, ShutdownReport, TryRecvError,
 };
 pub use self::fires::{FireRecord, FireState, NotRun, SkipReason};
-pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobKind, ServiceKind};
+pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobKind, JobService, ServiceKind};
 pub use self::schedule::{
-    DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_ID_LEN, NewSchedule, Schedule, ScheduleChanges,
-    ScheduleOptions,
+    DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_ID_LEN, NewSchedule, OnConflict, Schedule,
+    ScheduleChanges, ScheduleOptions,
 };
 pub use self::scheduler::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler, SchedulerBuilder, SchedulerHandle,

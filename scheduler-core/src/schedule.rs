@@ -121,6 +121,29 @@ impl Schedule {
         self.paused_from
     }
 
+    /// Whether `self` and `other` define the same schedule: the same job, name, args, trigger
+    /// and options. What the schedule has become since it was added (paused, its next run
+    /// time) is not part of its definition. With `unanchored`, interval grids are compared
+    /// without their origin, which the scheduler pins when a trigger is given none (one
+    /// period after it was added): two instances that add "every 30 s" a moment apart add the
+    /// same schedule.
+    #[must_use]
+    pub fn same_definition(&self, other: &Self, unanchored: bool) -> bool {
+        let triggers = if unanchored {
+            self.trigger.unanchored() == other.trigger.unanchored()
+        } else {
+            self.trigger == other.trigger
+        };
+        triggers
+            && self.job == other.job
+            && self.name == other.name
+            && self.args == other.args
+            && self.misfire_grace_time == other.misfire_grace_time
+            && self.coalesce == other.coalesce
+            && self.max_instances == other.max_instances
+            && self.at_most_once == other.at_most_once
+    }
+
     /// The same schedule with `paused_from` set, as a store reads it back.
     #[must_use]
     pub fn with_paused_from(mut self, paused_from: Option<DateTime<Utc>>) -> Self {
@@ -269,6 +292,36 @@ pub(crate) enum JobSource {
     Value(Arc<dyn Job>),
 }
 
+/// What adding a schedule does when one with the same id exists.
+///
+/// ```
+/// use apsched::{NewSchedule, OnConflict, trigger::CronTrigger};
+///
+/// // Each instance of a service adds its schedules at start; the first one to come adds
+/// // them, the others (and later restarts) find them there and keep them.
+/// let report = NewSchedule::for_job("report", CronTrigger::new("0 2 * * *")?)
+///     .id("nightly-report")
+///     .on_conflict(OnConflict::Keep);
+/// # Ok::<(), apsched::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OnConflict {
+    /// Refuse with [`Error::ConflictingId`]: the default.
+    #[default]
+    Fail,
+    /// Keep the schedule that is there, as it is (its place in time, its pause): add it only
+    /// if it is absent. Safe when several instances add it at once: one adds it, the others
+    /// keep it, none fails.
+    Keep,
+    /// Replace it with the new one.
+    Replace,
+    /// Keep it when it has the same definition ([`Schedule::same_definition`]: job, name,
+    /// args, trigger, options); replace it when not. For schedules declared at start-up: a
+    /// restart keeps their place in time, a deploy that changed one replaces it.
+    ReplaceIfChanged,
+}
+
 /// A schedule to add: the job, the trigger and its options. Defaults follow DESIGN.md:
 /// `misfire_grace_time` 60 s, `coalesce` true, `max_instances` 1.
 ///
@@ -294,7 +347,7 @@ pub struct NewSchedule {
     pub(crate) trigger: TriggerSpec,
     pub(crate) first_run: FirstRun,
     pub(crate) options: ScheduleOptions,
-    pub(crate) replace_existing: bool,
+    pub(crate) on_conflict: OnConflict,
 }
 
 impl fmt::Debug for NewSchedule {
@@ -311,7 +364,7 @@ impl fmt::Debug for NewSchedule {
             .field("trigger", &self.trigger)
             .field("first_run", &self.first_run)
             .field("options", &self.options)
-            .field("replace_existing", &self.replace_existing)
+            .field("on_conflict", &self.on_conflict)
             .finish()
     }
 }
@@ -326,7 +379,7 @@ impl NewSchedule {
             trigger,
             first_run: FirstRun::Trigger,
             options: ScheduleOptions::default(),
-            replace_existing: false,
+            on_conflict: OnConflict::Fail,
         }
     }
 
@@ -344,7 +397,7 @@ impl NewSchedule {
     }
 
     /// The id (default: a random UUID). Adding an id that exists is an error unless
-    /// [`replace_existing`](Self::replace_existing).
+    /// [`on_conflict`](Self::on_conflict) says otherwise.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -399,10 +452,20 @@ impl NewSchedule {
         self
     }
 
-    /// Replaces a schedule with the same id instead of failing (for schedules declared at
-    /// start-up with a durable store: without it the second boot fails).
+    /// What to do when a schedule with the same id exists (default [`OnConflict::Fail`]).
+    pub fn on_conflict(mut self, on_conflict: OnConflict) -> Self {
+        self.on_conflict = on_conflict;
+        self
+    }
+
+    /// `true`: [`OnConflict::Replace`]; `false`: [`OnConflict::Fail`] (APScheduler's
+    /// `replace_existing`).
     pub fn replace_existing(mut self, replace: bool) -> Self {
-        self.replace_existing = replace;
+        self.on_conflict = if replace {
+            OnConflict::Replace
+        } else {
+            OnConflict::Fail
+        };
         self
     }
 }

@@ -11,15 +11,18 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, SystemClock};
+use crate::context::JobContext;
 use crate::context::StateMap;
 use crate::engine::{self, Backend, Command, Reply, SchedulerState, Settings, Shared};
+use crate::error::BoxError;
 use crate::error::{Error, Result};
 use crate::event::{EventReceiver, ShutdownReport};
 use crate::fires::FireRecord;
-use crate::job::{IntoJob, Job};
+use crate::job::{IntoJob, Job, JobLayer, JobService};
 use crate::schedule::{NewSchedule, Schedule, ScheduleChanges};
 use crate::store::{JobStore, SharedStore};
 use crate::trigger::TriggerSpec;
+use tower::{Layer, Service};
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -62,6 +65,7 @@ pub struct SchedulerBuilder {
     instance_name: Option<String>,
     state: StateMap,
     jobs: HashMap<Arc<str>, Arc<dyn Job>>,
+    layer: Option<JobLayer>,
     timezone: Tz,
     max_concurrency: Option<usize>,
     event_capacity: usize,
@@ -79,6 +83,7 @@ impl fmt::Debug for SchedulerBuilder {
             .field("instance_name", &self.instance_name)
             .field("state", &self.state)
             .field("jobs", &jobs)
+            .field("layered", &self.layer.is_some())
             .field("timezone", &self.timezone.name())
             .field("max_concurrency", &self.max_concurrency)
             .field("event_capacity", &self.event_capacity)
@@ -96,6 +101,7 @@ impl Default for SchedulerBuilder {
             instance_name: None,
             state: StateMap::default(),
             jobs: HashMap::new(),
+            layer: None,
             timezone: Tz::UTC,
             max_concurrency: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
@@ -162,6 +168,40 @@ impl SchedulerBuilder {
         self
     }
 
+    /// A tower layer around every job's service, registered or given as a value, after the
+    /// job's own layers: timeouts, concurrency limits, tracing, metrics for all jobs at once.
+    /// The middleware sees each run's [`JobContext`](crate::JobContext) (schedule id, nominal
+    /// time, attempt) as its request; an error it returns is the run's failure, reported as
+    /// any job error. A layer added later wraps the ones added before.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apsched::Scheduler;
+    /// use tower::limit::GlobalConcurrencyLimitLayer;
+    /// use tower::timeout::TimeoutLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let scheduler = Scheduler::builder()
+    ///     // No run of any job takes more than 10 minutes: it fails with "request timed out".
+    ///     .layer(TimeoutLayer::new(Duration::from_secs(600)))
+    ///     // At most 4 runs at once, of all jobs together.
+    ///     .layer(GlobalConcurrencyLimitLayer::new(4))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<JobService> + Send + Sync + 'static,
+        L::Service: Service<JobContext> + Clone + Send + Sync + 'static,
+        <L::Service as Service<JobContext>>::Future: Send,
+        <L::Service as Service<JobContext>>::Response: Send,
+        <L::Service as Service<JobContext>>::Error: Into<BoxError>,
+    {
+        self.layer = Some(crate::job::stack(self.layer.take(), layer));
+        self
+    }
+
     /// The time zone for cron expressions and local date-times read without one (from the
     /// REST API or a configuration file). Default UTC.
     ///
@@ -205,10 +245,19 @@ impl SchedulerBuilder {
     ///
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub fn build(self) -> Scheduler {
+        let jobs = match &self.layer {
+            Some(layer) => self
+                .jobs
+                .into_iter()
+                .map(|(name, job)| (name, layer(job)))
+                .collect(),
+            None => self.jobs,
+        };
         let shared = Arc::new(Shared::new(Settings {
             clock: self.clock,
             state: self.state,
-            jobs: self.jobs,
+            jobs,
+            layer: self.layer,
             timezone: self.timezone,
             max_concurrency: self.max_concurrency,
             event_capacity: self.event_capacity,

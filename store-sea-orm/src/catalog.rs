@@ -3,10 +3,12 @@
 use async_trait::async_trait;
 use scheduler_core::store::{NotRunFire, OnConflict, ScheduleCatalog, ScheduleWrite, Versioned};
 use scheduler_core::{Error as CoreError, Schedule};
+use sea_orm::sea_query::OnConflict as SqlOnConflict;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, SqlErr};
 
 use crate::ledger::FireRow;
+use crate::sql::rolled_back;
 use crate::sql::{S, read_rows, schedule_from_row, schedule_values};
 use crate::{Store, db};
 
@@ -45,6 +47,76 @@ impl Store {
         }
     }
 
+    /// One try at [`ScheduleCatalog::insert`], in one transaction.
+    async fn insert_batch(&self, batch: &[(ScheduleWrite, OnConflict)]) -> CoreResult<()> {
+        let txn = self.write_transaction().await.map_err(db)?;
+        for (write, on_conflict) in batch {
+            let id = write.schedule.id();
+            // An error drops the transaction: nothing of the batch is written.
+            match on_conflict {
+                OnConflict::Replace => {
+                    self.delete_in(&txn, id).await?;
+                    self.insert_in(&txn, write).await?;
+                }
+                OnConflict::Keep => self.insert_if_absent(&txn, write).await?,
+                OnConflict::ReplaceIfChanged => {
+                    // Absent, it is added, unless another instance adds it meanwhile; then
+                    // theirs is judged as if it had been there. Locked when read, so no other
+                    // instance changes it between the look and the write.
+                    self.insert_if_absent(&txn, write).await?;
+                    match self.versioned(&txn, id, true).await? {
+                        Some(stored) if !write.same_definition(&stored.schedule) => {
+                            self.delete_in(&txn, id).await?;
+                            self.insert_in(&txn, write).await?;
+                        }
+                        _ => {}
+                    }
+                }
+                _ => self.insert_in(&txn, write).await?,
+            }
+        }
+        txn.commit().await.map_err(db)?;
+        self.notify_change().await;
+        Ok(())
+    }
+
+    /// Inserts a schedule unless one with its id exists. Atomic on every backend (`ON
+    /// CONFLICT DO NOTHING`, MySQL's `ON DUPLICATE KEY UPDATE id = id`), so instances adding
+    /// one schedule at once never fail on each other.
+    async fn insert_if_absent(
+        &self,
+        conn: &impl ConnectionTrait,
+        write: &ScheduleWrite,
+    ) -> CoreResult<()> {
+        let values = schedule_values(write)?;
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.tables().schedules.clone())
+            .columns(values.iter().map(|(c, _)| *c).chain([S::Version]))
+            .values_panic(
+                values
+                    .into_iter()
+                    .map(|(_, v)| Expr::val(v))
+                    .chain([Expr::val(1_i64)]),
+            )
+            .on_conflict(
+                SqlOnConflict::column(S::Id)
+                    .do_nothing_on([S::Id])
+                    .to_owned(),
+            );
+        conn.execute(&insert).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_in(&self, conn: &impl ConnectionTrait, id: &str) -> CoreResult<()> {
+        let delete = Query::delete()
+            .from_table(self.tables().schedules.clone())
+            .and_where(Expr::col(S::Id).eq(id))
+            .to_owned();
+        conn.execute(&delete).await.map_err(db)?;
+        Ok(())
+    }
+
     /// Reads one schedule row; a row that cannot be read is an error naming it.
     pub(crate) async fn versioned(
         &self,
@@ -81,21 +153,18 @@ impl ScheduleCatalog for Store {
     }
 
     async fn insert(&self, batch: &[(ScheduleWrite, OnConflict)]) -> CoreResult<()> {
-        let txn = self.write_transaction().await.map_err(db)?;
-        for (write, on_conflict) in batch {
-            if *on_conflict == OnConflict::Replace {
-                let delete = Query::delete()
-                    .from_table(self.tables().schedules.clone())
-                    .and_where(Expr::col(S::Id).eq(write.schedule.id()))
-                    .to_owned();
-                txn.execute(&delete).await.map_err(db)?;
+        // Instances that add one schedule at once can deadlock on its key (MariaDB's gap
+        // locks): the server rolls the loser back, and its next try finds the winner's row.
+        let mut attempts = 0;
+        loop {
+            match self.insert_batch(batch).await {
+                Err(CoreError::Store(error)) if attempts < 5 && rolled_back(&*error) => {
+                    attempts += 1;
+                    tracing::debug!(%error, "adding schedules rolled back for another instance's; again");
+                }
+                other => return other,
             }
-            // An error drops the transaction: nothing of the batch is written.
-            self.insert_in(&txn, write).await?;
         }
-        txn.commit().await.map_err(db)?;
-        self.notify_change().await;
-        Ok(())
     }
 
     async fn replace(

@@ -21,7 +21,7 @@ use crate::ledger::FireRow;
 use crate::sql::read_rows;
 use crate::sql::{
     COUNTED, F, HELD, S, Transient, duration_micros, in_strings, is_transient, lock_skipping,
-    micros, state, time, transient,
+    micros, rolled_back, state, time, transient,
 };
 use crate::{Store, db};
 
@@ -575,13 +575,7 @@ impl FireClaims for Store {
         let mut attempts = 0;
         loop {
             match self.claim_now_in(claimer, schedule_id, planner).await {
-                Err(CoreError::Store(error))
-                    if attempts < 3
-                        && error.downcast_ref::<crate::Error>().is_some_and(|e| {
-                            matches!(e, crate::Error::Database(e)
-                                if transient(e) == Some(Transient::RolledBack))
-                        }) =>
-                {
+                Err(CoreError::Store(error)) if attempts < 3 && rolled_back(&*error) => {
                     attempts += 1;
                     tracing::debug!(%error, "run-now claim rolled back for another instance's; again");
                 }

@@ -317,6 +317,14 @@ pub(crate) fn transient(error: &DbErr) -> Option<Transient> {
     }
 }
 
+/// Whether a store error is a transaction a server database rolled back for another's sake
+/// ([`Transient::RolledBack`]): made again, it goes through.
+pub(crate) fn rolled_back(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.downcast_ref::<crate::Error>().is_some_and(
+        |e| matches!(e, crate::Error::Database(e) if transient(e) == Some(Transient::RolledBack)),
+    )
+}
+
 /// `column IN (values)` over strings.
 pub(crate) fn in_strings<C: sea_orm::sea_query::IntoIden>(
     column: C,

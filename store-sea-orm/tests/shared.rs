@@ -9,9 +9,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scheduler_core::store::ScheduleCatalog;
 use scheduler_core::store::{FireClaims, FireHistory, FireState};
 use scheduler_core::trigger::{DateTrigger, IntervalTrigger};
-use scheduler_core::{Error, Event, FirstRun, JobContext, NewSchedule, Scheduler, SchedulerHandle};
+use scheduler_core::{
+    Error, Event, FirstRun, JobContext, NewSchedule, OnConflict, Scheduler, SchedulerHandle,
+};
 use store_sea_orm::{Store, StoreOptions};
 use support::{Backend, fresh_store, server_url};
 
@@ -79,6 +82,62 @@ on_backends!(
 );
 
 on_backends!([postgres => Postgres]: a_change_anywhere_wakes_idle_postgres_instances);
+
+on_backends!(
+    [sqlite => Sqlite, postgres => Postgres, mysql => MySql]:
+    three_instances_add_if_absent_at_once,
+);
+
+/// Three instances start at once on one database, each with its own connection, and each adds
+/// the service's schedule with `OnConflict::Keep`: one schedule, no error, each fire run once.
+async fn three_instances_add_if_absent_at_once(backend: Backend, test: &str) {
+    let Some(server) = server_url(backend, test) else {
+        return;
+    };
+    let url = support::fresh_url(backend, &server).await;
+    Store::connect_with(&url, options()).await.unwrap(); // migrated once, before the race
+    let seen = Seen::default();
+    let starts: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let (url, seen) = (url.clone(), Arc::clone(&seen));
+            tokio::spawn(async move {
+                let store = Store::connect_with(&url, options()).await.unwrap();
+                let scheduler = instance(&store, name, &seen, Duration::ZERO).await;
+                let every_second = IntervalTrigger::every(Duration::from_secs(1)).unwrap();
+                let added = scheduler
+                    .add(
+                        NewSchedule::for_job("work", every_second)
+                            .id("service")
+                            .first_run(FirstRun::Now)
+                            .on_conflict(OnConflict::Keep),
+                    )
+                    .await;
+                (scheduler, store, added)
+            })
+        })
+        .collect();
+    let mut instances = Vec::new();
+    for start in starts {
+        let (scheduler, store, added) = start.await.unwrap();
+        let added = added.unwrap_or_else(|e| panic!("{test}: an instance failed to add: {e}"));
+        assert_eq!(added.id(), "service");
+        instances.push((scheduler, store));
+    }
+    wait_for("four runs", || seen.lock().unwrap().len() >= 4).await;
+    for (scheduler, _) in &instances {
+        scheduler.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+    let store = &instances[0].1;
+    let list = ScheduleCatalog::list(store).await.unwrap();
+    assert_eq!(list.len(), 1, "{test}: one schedule: {list:?}");
+    let seen = seen.lock().unwrap().clone();
+    let mut nominal: Vec<_> = seen.iter().map(|(_, t, ..)| *t).collect();
+    nominal.sort();
+    let runs = nominal.len();
+    nominal.dedup();
+    assert_eq!(nominal.len(), runs, "{test}: a fire ran twice: {seen:?}");
+}
 
 async fn fires_run_and_are_recorded(backend: Backend, test: &str) {
     let Some(server) = server_url(backend, test) else {

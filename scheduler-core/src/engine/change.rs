@@ -5,15 +5,25 @@ use std::sync::Arc;
 
 use crate::fires::NotRunFire;
 use crate::job::Job;
-use crate::schedule::Schedule;
+use crate::schedule::{OnConflict, Schedule};
 
 /// A new schedule, checked and filled in, with what adding it needs to know.
 pub(crate) struct Prepared {
     pub(crate) schedule: Schedule,
     pub(crate) job: Arc<dyn Job>,
-    pub(crate) replace: bool,
+    pub(crate) on_conflict: OnConflict,
     /// Its first run time is the trigger's: it gets the trigger's jitter.
     pub(crate) jitter: bool,
+    /// Its trigger was given no grid origin and the scheduler pinned one.
+    pub(crate) anchored: bool,
+}
+
+/// What adding one schedule did.
+pub(crate) struct Added {
+    /// The schedule as it now is: the new one, or the one kept.
+    pub(crate) schedule: Schedule,
+    /// False when the one there was kept ([`OnConflict::Keep`], or an unchanged definition).
+    pub(crate) written: bool,
 }
 
 /// A command's change to one schedule.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::change::{Changed, Edit, Prepared};
+use super::change::{Added, Changed, Edit, Prepared};
 use super::dispatch::{self, SPAWN_CHUNK};
 use super::run::{Fires, RunFire, RunTask, new_run_id};
 use super::state::Shared;
@@ -17,7 +17,7 @@ use crate::error::{Error, Result, error_chain};
 use crate::event::{AbortedRun, Event, RunSummary};
 use crate::fires::FireRecord;
 use crate::policy::{self, Due, FireTimes};
-use crate::schedule::Schedule;
+use crate::schedule::{OnConflict, Schedule};
 use crate::store::JobStore;
 use crate::trigger::whole_micros;
 
@@ -204,23 +204,49 @@ impl LocalTimetable {
     }
 
     /// Adds schedules, all or none: the store first; if it refuses one, what it took is
-    /// undone and the timetable has changed nothing.
-    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
+    /// undone and the timetable has changed nothing. A schedule whose id is taken is refused,
+    /// kept or replaced as its [`OnConflict`] says.
+    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<Vec<Added>> {
         let mut ids = HashSet::new();
-        for new in &batch {
-            if !ids.insert(Arc::clone(&new.schedule.id))
-                || (!new.replace && self.table.key(&new.schedule.id).is_some())
-            {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut added = Vec::with_capacity(batch.len());
+        for new in batch {
+            if !ids.insert(Arc::clone(&new.schedule.id)) {
                 return Err(Error::ConflictingId(new.schedule.id.to_string()));
+            }
+            let existing = self.table.get(&new.schedule.id).map(|e| &e.schedule);
+            let keep = match (existing, new.on_conflict) {
+                (None, _) => None,
+                (Some(_), OnConflict::Replace) => None,
+                (Some(old), OnConflict::Keep) => Some(old.clone()),
+                (Some(old), OnConflict::ReplaceIfChanged) => new
+                    .schedule
+                    .same_definition(old, new.anchored)
+                    .then(|| old.clone()),
+                (Some(_), _) => return Err(Error::ConflictingId(new.schedule.id.to_string())),
+            };
+            match keep {
+                Some(schedule) => added.push(Added {
+                    schedule,
+                    written: false,
+                }),
+                None => {
+                    added.push(Added {
+                        schedule: new.schedule.clone(),
+                        written: true,
+                    });
+                    writes.push(new);
+                }
             }
         }
         if let Some(store) = &self.store {
-            for (i, new) in batch.iter().enumerate() {
-                if let Err(error) = store.add(&new.schedule, new.replace).await {
-                    for done in &batch[..i] {
+            for (i, new) in writes.iter().enumerate() {
+                let replace = self.table.key(&new.schedule.id).is_some();
+                if let Err(error) = store.add(&new.schedule, replace).await {
+                    for done in &writes[..i] {
                         let undo = match self.table.get(&done.schedule.id) {
-                            Some(old) if done.replace => store.update(&old.schedule).await,
-                            _ => store.remove(&done.schedule.id).await,
+                            Some(old) => store.update(&old.schedule).await,
+                            None => store.remove(&done.schedule.id).await,
                         };
                         if let Err(undo_error) = undo {
                             self.store_failed("undo a failed batch add", &undo_error);
@@ -230,7 +256,7 @@ impl LocalTimetable {
                 }
             }
         }
-        for new in batch {
+        for new in writes {
             let mut entry = Entry::new(new.schedule, Some(new.job));
             // A replaced schedule keeps counting its runs that are still going.
             if let Some(old) = self.table.remove(&entry.schedule.id) {
@@ -238,7 +264,7 @@ impl LocalTimetable {
             }
             self.table.insert(entry, new.jitter);
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Applies an edit to a schedule: written to the store, then to the timetable; the fires

@@ -177,14 +177,13 @@ impl Engine {
             .into_iter()
             .map(|new| prepare(&self.shared, new, now))
             .collect::<Result<Vec<_>>>()?;
-        let added: Vec<Schedule> = batch.iter().map(|p| p.schedule.clone()).collect();
-        self.timetable.add(batch).await?;
-        for schedule in &added {
+        let added = self.timetable.add(batch).await?;
+        for added in added.iter().filter(|a| a.written) {
             self.shared.emit(|| Event::Added {
-                schedule_id: Arc::clone(&schedule.id),
+                schedule_id: Arc::clone(&added.schedule.id),
             });
         }
-        Ok(added)
+        Ok(added.into_iter().map(|a| a.schedule).collect())
     }
 
     /// Applies an edit and reports it; a schedule the edit finished is reported removed.
@@ -399,10 +398,12 @@ fn prepare(shared: &Shared, new: NewSchedule, now: DateTime<Utc>) -> Result<Prep
                 .ok_or_else(|| Error::UnknownJob(name.to_string()))?;
             (Some(name), job)
         }
-        JobSource::Value(job) => (None, job),
+        JobSource::Value(job) => (None, shared.layered(job)),
     };
     let mut trigger = new.trigger;
+    let given = trigger.clone();
     trigger.anchor(now);
+    let anchored = trigger != given;
     let next_run_time = if new.options.paused {
         None
     } else {
@@ -434,9 +435,10 @@ fn prepare(shared: &Shared, new: NewSchedule, now: DateTime<Utc>) -> Result<Prep
     Ok(Prepared {
         schedule,
         job,
-        replace: new.replace_existing,
+        on_conflict: new.on_conflict,
         // Jitter is for the trigger's times, not for an explicit first run.
         jitter: matches!(new.first_run, FirstRun::Trigger),
+        anchored,
     })
 }
 

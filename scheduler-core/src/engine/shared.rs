@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::change::{Changed, Edit, Prepared};
+use super::change::{Added, Changed, Edit, Prepared};
 use super::dispatch;
 use super::ledger::{Ledger, MAX_BACKOFF};
 use super::run::{Fires, RunFire, RunTask, ScheduleRuntime, new_run_id};
@@ -291,22 +291,43 @@ impl SharedTimetable {
         self.store.list().await
     }
 
-    /// Adds schedules in one atomic write: all of them, or none.
-    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
+    /// Adds schedules in one atomic write: all of them, or none. The store applies each
+    /// one's [`OnConflict`](crate::OnConflict) inside that write, so instances adding one
+    /// schedule at once agree on it; what is there afterwards is read back.
+    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<Vec<Added>> {
         let mut ids = HashSet::new();
         let mut writes = Vec::with_capacity(batch.len());
         for new in batch {
             if !ids.insert(Arc::clone(&new.schedule.id)) {
                 return Err(Error::ConflictingId(new.schedule.id.to_string()));
             }
-            let on_conflict = if new.replace {
-                OnConflict::Replace
-            } else {
-                OnConflict::Fail
-            };
-            writes.push((ScheduleWrite::new(new.schedule, new.jitter), on_conflict));
+            let write = ScheduleWrite::new(new.schedule, new.jitter).anchored(new.anchored);
+            writes.push((write, new.on_conflict));
         }
-        self.store.insert(&writes).await
+        self.store.insert(&writes).await?;
+        let mut added = Vec::with_capacity(writes.len());
+        for (write, on_conflict) in writes {
+            let kept = match on_conflict {
+                OnConflict::Keep | OnConflict::ReplaceIfChanged => self
+                    .store
+                    .get(write.schedule.id())
+                    .await?
+                    .map(|v| v.schedule),
+                _ => None,
+            };
+            added.push(match kept {
+                // What this instance wrote (its next run time too), or what it kept.
+                Some(stored) if stored != write.schedule => Added {
+                    schedule: stored,
+                    written: false,
+                },
+                _ => Added {
+                    schedule: write.schedule,
+                    written: true,
+                },
+            });
+        }
+        Ok(added)
     }
 
     /// Applies an edit as a write conditioned on the schedule's version, so a change another

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::context::StateMap;
 use crate::error::{Error, Result};
 use crate::event::{Event, ShutdownReport};
-use crate::job::Job;
+use crate::job::{Job, JobLayer};
 
 /// Where a scheduler is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +70,7 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) state: StateMap,
     pub(crate) jobs: HashMap<Arc<str>, Arc<dyn Job>>,
+    pub(crate) layer: Option<JobLayer>,
     pub(crate) timezone: Tz,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) event_capacity: usize,
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) subscribers: Arc<AtomicUsize>,
     pub(crate) state: StateMap,
     pub(crate) jobs: HashMap<Arc<str>, Arc<dyn Job>>,
+    /// The scheduler-wide layers, for jobs given as values (registered ones are wrapped
+    /// already).
+    pub(crate) layer: Option<JobLayer>,
     pub(crate) timezone: Tz,
     pub(crate) concurrency: Option<Arc<Semaphore>>,
     pub(crate) tracker: TaskTracker,
@@ -116,6 +120,7 @@ impl Shared {
             subscribers: Arc::default(),
             state: settings.state,
             jobs: settings.jobs,
+            layer: settings.layer,
             timezone: settings.timezone,
             concurrency: settings
                 .max_concurrency
@@ -211,6 +216,14 @@ impl Shared {
     }
 
     /// The job registered under `name`.
+    /// A job given as a value, in the scheduler-wide layers.
+    pub(crate) fn layered(&self, job: Arc<dyn Job>) -> Arc<dyn Job> {
+        match &self.layer {
+            Some(layer) => layer(job),
+            None => job,
+        }
+    }
+
     pub(crate) fn job(&self, name: Option<&str>) -> Option<Arc<dyn Job>> {
         self.jobs.get(name?).cloned()
     }

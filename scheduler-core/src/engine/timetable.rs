@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::change::{Changed, Edit, Prepared};
+use super::change::{Added, Changed, Edit, Prepared};
 use super::local::LocalTimetable;
 use super::run::RunTask;
 use super::shared::SharedTimetable;
@@ -62,7 +62,7 @@ impl Timetable {
         }
     }
 
-    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<()> {
+    pub(crate) async fn add(&mut self, batch: Vec<Prepared>) -> Result<Vec<Added>> {
         match self {
             Self::Local(local) => local.add(batch).await,
             Self::Shared(remote) => remote.add(batch).await,

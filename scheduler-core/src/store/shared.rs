@@ -34,6 +34,7 @@ use crate::error::Result;
 pub use crate::fires::FireToken;
 use crate::fires::{FireRecord, FireState, NotRunFire};
 use crate::policy;
+pub use crate::schedule::OnConflict;
 use crate::schedule::Schedule;
 use crate::trigger::{Trigger, apply_jitter};
 
@@ -70,9 +71,19 @@ pub struct ScheduleWrite {
     pub schedule: Schedule,
     /// When its next run time is due (`None` when it has none: paused).
     pub due_time: Option<DateTime<Utc>>,
+    /// Its trigger's interval grids were given no origin and the scheduler pinned one:
+    /// [`same_definition`](Self::same_definition) compares them without it.
+    pub anchored: bool,
 }
 
 impl ScheduleWrite {
+    /// Whether the stored schedule `stored` has this write's definition, for
+    /// [`OnConflict::ReplaceIfChanged`]: see [`Schedule::same_definition`].
+    #[must_use]
+    pub fn same_definition(&self, stored: &Schedule) -> bool {
+        self.schedule.same_definition(stored, self.anchored)
+    }
+
     /// The write of `schedule`, due at its next run time with the trigger's jitter (`jitter`
     /// false: due at its next run time exactly, as an explicit first run is).
     pub(crate) fn new(schedule: Schedule, jitter: bool) -> Self {
@@ -83,18 +94,19 @@ impl ScheduleWrite {
                 next
             }
         });
-        Self { schedule, due_time }
+        Self {
+            schedule,
+            due_time,
+            anchored: false,
+        }
     }
-}
 
-/// What [`ScheduleCatalog::insert`] does with a schedule whose id is taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OnConflict {
-    /// Fail the whole batch with [`Error::ConflictingId`](crate::Error::ConflictingId).
-    Fail,
-    /// Overwrite the stored schedule.
-    Replace,
+    /// The same write, its trigger's grids anchored by the scheduler (or not).
+    #[must_use]
+    pub(crate) fn anchored(mut self, anchored: bool) -> Self {
+        self.anchored = anchored;
+        self
+    }
 }
 
 /// A due schedule, as a claim reads it.

@@ -91,6 +91,14 @@ impl IntervalTrigger {
     /// Sets the grid's origin when none was given: the scheduler calls this when the schedule
     /// is added, with `now`, so the grid starts one period later and stays put across pauses
     /// and restarts.
+    /// The same trigger with its grid's origin forgotten, as before [`anchor`](Self::anchor).
+    pub(crate) fn unanchored(&self) -> Self {
+        Self {
+            start: None,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn anchor(&mut self, now: DateTime<Utc>) {
         if self.start.is_none() {
             self.start = Some(whole_micros(now) + self.period);

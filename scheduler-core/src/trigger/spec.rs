@@ -123,6 +123,29 @@ impl TriggerSpec {
         }
     }
 
+    /// The trigger with every interval grid's origin forgotten: what was given before the
+    /// scheduler anchored it, for telling whether two definitions are the same.
+    pub(crate) fn unanchored(&self) -> Self {
+        match self {
+            Self::Interval(t) => Self::Interval(t.unanchored()),
+            Self::Or(t) => {
+                let mut t = t.clone();
+                t.triggers_mut()
+                    .iter_mut()
+                    .for_each(|t| *t = t.unanchored());
+                Self::Or(t)
+            }
+            Self::And(t) => {
+                let mut t = t.clone();
+                t.triggers_mut()
+                    .iter_mut()
+                    .for_each(|t| *t = t.unanchored());
+                Self::And(t)
+            }
+            Self::Cron(_) | Self::Date(_) => self.clone(),
+        }
+    }
+
     /// The JSON form.
     #[must_use]
     pub fn to_value(&self) -> Value {

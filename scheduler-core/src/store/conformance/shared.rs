@@ -47,6 +47,8 @@ where
 {
     the_catalog_keeps_schedules_with_versions(&make_store(LEASE).await).await;
     inserts_are_all_or_none(&make_store(LEASE).await).await;
+    keep_and_replace_if_changed(&make_store(LEASE).await).await;
+    instances_adding_one_schedule_at_once_agree(&make_store(LEASE).await).await;
     concurrent_claimers_never_claim_one_fire_twice(&make_store(LEASE).await).await;
     claims_record_coalesced_and_missed_fires(&make_store(LEASE).await).await;
     a_catch_up_is_one_run_whose_later_fires_queue(&make_store(LEASE).await).await;
@@ -244,6 +246,105 @@ async fn inserts_are_all_or_none(store: &impl SharedStore) {
     let replaced = store.get("taken").await.expect("get").expect("stored");
     assert_eq!(replaced.schedule.next_run_time, Some(later));
     assert_eq!(store.list().await.expect("list").len(), 1);
+}
+
+async fn keep_and_replace_if_changed(store: &impl SharedStore) {
+    let t = now(store).await + TimeDelta::hours(1);
+    insert(store, vec![every_second("s", t)]).await;
+    let stored = store.get("s").await.expect("get").expect("stored");
+    // Keep: another definition leaves the stored one as it is.
+    let other = once("s", t + TimeDelta::hours(5));
+    store
+        .insert(&[(ScheduleWrite::new(other.clone(), false), OnConflict::Keep)])
+        .await
+        .expect("keep");
+    let after = store.get("s").await.expect("get").expect("stored");
+    assert_eq!(after, stored, "kept, its version too");
+    // Keep of an absent id adds it.
+    store
+        .insert(&[(ScheduleWrite::new(once("k", t), false), OnConflict::Keep)])
+        .await
+        .expect("keep an absent one");
+    assert!(store.get("k").await.expect("get").is_some());
+    // ReplaceIfChanged: the same definition with another next run time is kept...
+    let mut moved = every_second("s", t);
+    moved.next_run_time = Some(t + TimeDelta::minutes(3));
+    store
+        .insert(&[(
+            ScheduleWrite::new(moved, false),
+            OnConflict::ReplaceIfChanged,
+        )])
+        .await
+        .expect("unchanged");
+    assert_eq!(store.get("s").await.expect("get").expect("stored"), stored);
+    // ...another definition replaces it, in the batch's one atomic write.
+    store
+        .insert(&[
+            (
+                ScheduleWrite::new(other.clone(), false),
+                OnConflict::ReplaceIfChanged,
+            ),
+            (
+                ScheduleWrite::new(once("fresh", t), false),
+                OnConflict::ReplaceIfChanged,
+            ),
+        ])
+        .await
+        .expect("changed");
+    assert_eq!(
+        store.get("s").await.expect("get").expect("stored").schedule,
+        other
+    );
+    assert!(store.get("fresh").await.expect("get").is_some());
+    // A batch that fails on one id writes none of the others.
+    let error = store
+        .insert(&[
+            (
+                ScheduleWrite::new(once("s", t), false),
+                OnConflict::ReplaceIfChanged,
+            ),
+            (ScheduleWrite::new(once("k", t), false), OnConflict::Fail),
+        ])
+        .await
+        .expect_err("k is taken");
+    assert!(matches!(error, Error::ConflictingId(_)), "{error:?}");
+    assert_eq!(
+        store.get("s").await.expect("get").expect("stored").schedule,
+        other,
+        "the batch wrote nothing"
+    );
+}
+
+async fn instances_adding_one_schedule_at_once_agree<S: SharedStore + Clone>(store: &S) {
+    let t = now(store).await + TimeDelta::hours(1);
+    let adders: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Each with its own idea of the next run time, as instances started apart.
+                let mut schedule = every_second("shared", t);
+                schedule.next_run_time = Some(t + TimeDelta::seconds(i));
+                let on_conflict = if i % 2 == 0 {
+                    OnConflict::Keep
+                } else {
+                    OnConflict::ReplaceIfChanged
+                };
+                store
+                    .insert(&[(ScheduleWrite::new(schedule, false), on_conflict)])
+                    .await
+            })
+        })
+        .collect();
+    for adder in adders {
+        adder.await.expect("adder").expect("no instance fails");
+    }
+    let list = store.list().await.expect("list");
+    assert_eq!(list.len(), 1, "one schedule: {list:?}");
+    assert_eq!(
+        list[0].trigger(),
+        every_second("shared", t).trigger(),
+        "the definition all of them gave"
+    );
 }
 
 async fn concurrent_claimers_never_claim_one_fire_twice<S: SharedStore + Clone>(store: &S) {
