@@ -62,6 +62,9 @@ pub struct JobContext {
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) run_id: Uuid,
     pub(crate) fire: Option<FireInfo>,
+    /// The run's own token, when its overlap policy may cancel it (a child of the
+    /// scheduler's); otherwise the scheduler's token serves.
+    pub(crate) cancel: Option<CancellationToken>,
 }
 
 /// A fire's place in a shared store's ledger.
@@ -107,6 +110,7 @@ impl JobContext {
             started_at: nominal_fire_time,
             run_id: Uuid::new_v4(),
             fire: None,
+            cancel: None,
         }
     }
 
@@ -188,26 +192,28 @@ impl JobContext {
         self.fire.as_ref().map_or(1, |f| f.attempt)
     }
 
-    /// Cancelled when the scheduler shuts down: a long job should watch it and stop early.
-    /// After the shutdown deadline the run is aborted anyway.
+    /// Cancelled when the scheduler shuts down, or when this run is asked to stop for a newer
+    /// fire (overlap policy [`CancelRunning`](crate::Overlap::CancelRunning)): a long job
+    /// should watch it and stop early. After the shutdown deadline (or the policy's grace)
+    /// the run is aborted anyway.
     #[must_use]
     pub fn cancellation_token(&self) -> &CancellationToken {
-        &self.schedule.cancellation
+        self.cancel.as_ref().unwrap_or(&self.schedule.cancellation)
     }
 
-    /// Completes when the scheduler starts shutting down.
+    /// Completes when [`cancellation_token`](Self::cancellation_token) is cancelled.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: use it in `tokio::select!` beside the job's work.
     pub async fn cancelled(&self) {
-        self.schedule.cancellation.cancelled().await;
+        self.cancellation_token().cancelled().await;
     }
 
-    /// True once the scheduler has started shutting down.
+    /// True once [`cancellation_token`](Self::cancellation_token) is cancelled.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.schedule.cancellation.is_cancelled()
+        self.cancellation_token().is_cancelled()
     }
 
     /// The schedule's args, as given when it was added (`null` when none were).

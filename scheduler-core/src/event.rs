@@ -164,7 +164,27 @@ pub enum Event {
         /// The panic's message.
         message: Arc<str>,
     },
-    /// A run was aborted at the shutdown deadline.
+    /// A fire waits for a run of its schedule to end: `max_instances` runs were going and its
+    /// overlap policy queues it. A `Submitted` follows when it starts.
+    Queued {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The fire that waits.
+        nominal_time: DateTime<Utc>,
+    },
+    /// A run going was asked to stop for a newer fire (overlap policy
+    /// [`CancelRunning`](crate::Overlap::CancelRunning)): its cancellation token fired, and it
+    /// is aborted if it has not ended when the grace is over.
+    Cancelled {
+        /// The schedule.
+        schedule_id: Arc<str>,
+        /// The run asked to stop.
+        run_id: Uuid,
+        /// The fire it was running.
+        nominal_time: DateTime<Utc>,
+    },
+    /// A run was aborted: at the shutdown deadline, or at the end of the grace its overlap
+    /// policy gave it to stop for a newer fire.
     Aborted {
         /// The schedule.
         schedule_id: Arc<str>,
@@ -248,6 +268,8 @@ impl Event {
             | Self::Failed { schedule_id, .. }
             | Self::Panicked { schedule_id, .. }
             | Self::Aborted { schedule_id, .. }
+            | Self::Queued { schedule_id, .. }
+            | Self::Cancelled { schedule_id, .. }
             | Self::Missed { schedule_id, .. }
             | Self::Skipped { schedule_id, .. }
             | Self::Rejected { schedule_id, .. }

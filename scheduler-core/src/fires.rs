@@ -64,6 +64,9 @@ pub enum FireState {
     Skipped,
     /// Not finished: its instance died and the schedule is `at_most_once`.
     Lost,
+    /// Waiting for a run of its schedule to end (its overlap policy queues it); then claimed
+    /// by whichever instance has room.
+    Waiting,
     /// Aborted at a shutdown deadline.
     Aborted,
 }
@@ -82,6 +85,7 @@ impl FireState {
             Self::Skipped => "skipped",
             Self::Lost => "lost",
             Self::Aborted => "aborted",
+            Self::Waiting => "waiting",
         }
     }
 
@@ -98,11 +102,13 @@ impl FireState {
             "skipped" => Self::Skipped,
             "lost" => Self::Lost,
             "aborted" => Self::Aborted,
+            "waiting" => Self::Waiting,
             _ => return None,
         })
     }
 
-    /// True for a fire an instance holds: claimed, queued or running.
+    /// True for a fire an instance holds: claimed, queued or running (a waiting fire is held
+    /// by none).
     #[must_use]
     pub fn is_live(self) -> bool {
         matches!(self, Self::Claimed | Self::Queued | Self::Running)
@@ -131,6 +137,12 @@ pub enum SkipReason {
     Coalesced {
         /// The fire that ran (or was missed) in its place.
         into: DateTime<Utc>,
+    },
+    /// `max_instances` runs were going, and as many fires as the schedule's overlap policy
+    /// lets wait were waiting already.
+    QueueFull {
+        /// How many may wait.
+        limit: u32,
     },
 }
 
@@ -174,6 +186,10 @@ impl fmt::Display for NotRun {
                 write!(f, "max_instances: {running} run(s) going")
             }
             Self::Skipped(SkipReason::Paused) => f.write_str("schedule paused"),
+            Self::Skipped(SkipReason::QueueFull { limit }) => write!(
+                f,
+                "overlap: max_instances runs going and {limit} fire(s) waiting already"
+            ),
             Self::Skipped(SkipReason::Coalesced { into }) => write!(
                 f,
                 "coalesced into the fire at {}",

@@ -139,8 +139,8 @@ pub use self::event::{
 pub use self::fires::{FireRecord, FireState, NotRun, SkipReason};
 pub use self::job::{ClosureKind, IntoJob, IntoJobResult, Job, JobKind, JobService, ServiceKind};
 pub use self::schedule::{
-    DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_ID_LEN, NewSchedule, OnConflict, Schedule,
-    ScheduleChanges, ScheduleOptions,
+    DEFAULT_MISFIRE_GRACE_TIME, FirstRun, MAX_CANCEL_GRACE, MAX_ID_LEN, MAX_QUEUE_LIMIT,
+    NewSchedule, OnConflict, Overlap, Schedule, ScheduleChanges, ScheduleOptions,
 };
 pub use self::scheduler::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler, SchedulerBuilder, SchedulerHandle,

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 use crate::fires::{NotRun, NotRunFire, SkipReason};
-use crate::schedule::Schedule;
+use crate::schedule::{Overlap, Schedule};
 use crate::trigger::Trigger;
 
 /// How many fires one decision handles one by one: runs without `coalesce`, and records of
@@ -30,6 +30,8 @@ pub(crate) struct Due<'a> {
     pub(crate) now: DateTime<Utc>,
     /// Runs of the schedule going now (across instances, for a shared store).
     pub(crate) running: u32,
+    /// Its fires waiting for a run to end (its overlap policy queued them).
+    pub(crate) waiting: u32,
 }
 
 /// Fire times, almost always one: that case allocates nothing.
@@ -50,7 +52,7 @@ impl FireTimes {
         }
     }
 
-    fn push(&mut self, t: DateTime<Utc>) {
+    pub(crate) fn push(&mut self, t: DateTime<Utc>) {
         *self = match std::mem::take(self) {
             Self::None => Self::One(t),
             Self::One(first) => Self::Many(vec![first, t]),
@@ -78,6 +80,11 @@ pub(crate) struct Plan {
     pub(crate) run: FireTimes,
     /// Fires that do not run, with the reason, oldest first.
     pub(crate) not_run: Vec<NotRunFire>,
+    /// Fires that wait for a run of the schedule to end, oldest first (`max_instances` runs
+    /// are going and the overlap policy queues them); each starts as a run of its own.
+    pub(crate) queue: FireTimes,
+    /// The runs going are asked to stop, for the fires queued ([`Overlap::CancelRunning`]).
+    pub(crate) cancel: bool,
     /// Where the schedule goes next ([`next_run_time`]).
     pub(crate) after: After,
 }
@@ -129,18 +136,40 @@ pub(crate) fn plan(due: Due<'_>) -> Plan {
         catch_up(&due, first, grace, &mut plan)
     };
     if !plan.run.is_empty() && due.running >= schedule.max_instances {
-        let skipped = NotRun::Skipped(SkipReason::MaxInstances {
-            running: due.running,
-        });
-        for &t in std::mem::take(&mut plan.run).as_slice() {
-            plan.not_run.push(NotRunFire::new(t, skipped));
-        }
-        plan.not_run.sort_by_key(|f| f.nominal_time);
+        overlap(&due, &mut plan);
     }
     if plan.after == After::Unchanged {
         plan.after = After::Fire(last);
     }
     plan
+}
+
+/// `max_instances` runs are going: the fires of the run go as the overlap policy says.
+fn overlap(due: &Due<'_>, plan: &mut Plan) {
+    let policy = due.schedule.overlap;
+    if policy == Overlap::AllowAll {
+        return;
+    }
+    let fires = std::mem::take(&mut plan.run);
+    let limit = policy.queue_limit();
+    let free = limit.saturating_sub(due.waiting) as usize;
+    for (i, &t) in fires.as_slice().iter().enumerate() {
+        if i < free {
+            plan.queue.push(t);
+        } else {
+            let reason = if limit == 0 {
+                SkipReason::MaxInstances {
+                    running: due.running,
+                }
+            } else {
+                SkipReason::QueueFull { limit }
+            };
+            plan.not_run
+                .push(NotRunFire::new(t, NotRun::Skipped(reason)));
+        }
+    }
+    plan.not_run.sort_by_key(|f| f.nominal_time);
+    plan.cancel = matches!(policy, Overlap::CancelRunning { .. });
 }
 
 /// With `coalesce`: the latest due fire runs (or is missed); the ones before it are
@@ -316,9 +345,10 @@ pub(crate) fn resume(schedule: &Schedule, now: DateTime<Utc>) -> Resumed {
     }
 }
 
-/// Whether one extra run (`run_now`) may start with `running` runs going.
+/// Whether one extra run (`run_now`) may start with `running` runs going: below
+/// `max_instances`, or at any count with [`Overlap::AllowAll`].
 pub(crate) fn run_now(schedule: &Schedule, running: u32) -> Result<()> {
-    if running >= schedule.max_instances {
+    if running >= schedule.max_instances && schedule.overlap != Overlap::AllowAll {
         return Err(Error::MaxInstancesReached {
             id: schedule.id.to_string(),
             running,
@@ -385,6 +415,7 @@ mod tests {
             due_time,
             now,
             running: 0,
+            waiting: 0,
         }
     }
 
@@ -540,6 +571,59 @@ mod tests {
         let times: Vec<_> = p.not_run.iter().map(|f| f.nominal_time).collect();
         assert_eq!(times, vec![t(0, 0), t(1, 0), t(2, 0), t(3, 0)]);
         assert!(run_now(&s, 1).is_err() && run_now(&s, 0).is_ok());
+    }
+
+    #[test]
+    fn overlap_policies_at_max_instances() {
+        let reason = |p: &Plan| reasons(p).into_iter().map(|(_, r)| r).collect::<Vec<_>>();
+        let at_limit = |overlap: Overlap, coalesce: bool, waiting: u32| {
+            let mut s = every_minute(coalesce, grace(600));
+            s.overlap = overlap;
+            let mut d = due(&s, t(0, 0), t(2, 0));
+            d.running = 1;
+            d.waiting = waiting;
+            plan(d)
+        };
+        // Skip: APScheduler's max_instances.
+        let p = at_limit(Overlap::Skip, true, 0);
+        assert!(p.run.is_empty() && p.queue.is_empty() && !p.cancel);
+        assert!(reason(&p).contains(&NotRun::Skipped(SkipReason::MaxInstances { running: 1 })));
+        // QueueOne: the run waits; with one waiting already, it is skipped.
+        let p = at_limit(Overlap::QueueOne, true, 0);
+        assert_eq!(p.queue, FireTimes::One(t(2, 0)));
+        assert!(p.run.is_empty());
+        let p = at_limit(Overlap::QueueOne, true, 1);
+        assert!(p.queue.is_empty());
+        assert!(reason(&p).contains(&NotRun::Skipped(SkipReason::QueueFull { limit: 1 })));
+        // QueueAll: each fire of a catch-up waits, up to the limit; the rest are skipped.
+        let p = at_limit(Overlap::QueueAll { limit: 4 }, false, 2);
+        assert_eq!(p.queue.as_slice(), [t(0, 0), t(1, 0)]);
+        assert_eq!(
+            reasons(&p),
+            vec![(t(2, 0), NotRun::Skipped(SkipReason::QueueFull { limit: 4 }))]
+        );
+        // CancelRunning: the runs going are asked to stop and the fire waits for them.
+        let p = at_limit(
+            Overlap::CancelRunning {
+                grace: Duration::from_secs(5),
+            },
+            true,
+            0,
+        );
+        assert!(p.cancel);
+        assert_eq!(p.queue, FireTimes::One(t(2, 0)));
+        // AllowAll: it runs.
+        let p = at_limit(Overlap::AllowAll, true, 0);
+        assert_eq!(p.run, FireTimes::One(t(2, 0)));
+        // Under the limit every policy just runs.
+        for overlap in [Overlap::QueueOne, Overlap::AllowAll] {
+            let mut s = every_minute(true, grace(60));
+            s.overlap = overlap;
+            assert_eq!(plan(due(&s, t(0, 0), t(0, 0))).run, FireTimes::One(t(0, 0)));
+        }
+        let mut s = every_minute(true, grace(60));
+        s.overlap = Overlap::AllowAll;
+        assert!(run_now(&s, 5).is_ok());
     }
 
     #[test]

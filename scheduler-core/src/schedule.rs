@@ -40,6 +40,8 @@ pub struct Schedule {
     pub(crate) paused: bool,
     #[serde(default)]
     pub(crate) at_most_once: bool,
+    #[serde(default)]
+    pub(crate) overlap: Overlap,
     /// While paused: the first fire the pause skips (the next run time it had), so that resume
     /// can record the fires skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +116,12 @@ impl Schedule {
         self.at_most_once
     }
 
+    /// What a fire does when `max_instances` runs of the schedule are going.
+    #[must_use]
+    pub fn overlap(&self) -> Overlap {
+        self.overlap
+    }
+
     /// While paused: the first fire the pause skipped (the next run time the schedule had when
     /// it was paused). Resuming records the fires skipped from it on.
     #[must_use]
@@ -142,6 +150,7 @@ impl Schedule {
             && self.coalesce == other.coalesce
             && self.max_instances == other.max_instances
             && self.at_most_once == other.at_most_once
+            && self.overlap == other.overlap
     }
 
     /// The same schedule with `paused_from` set, as a store reads it back.
@@ -182,6 +191,7 @@ impl Schedule {
             max_instances: options.max_instances,
             paused: options.paused,
             at_most_once: options.at_most_once,
+            overlap: options.overlap,
             paused_from: None,
         })
     }
@@ -195,6 +205,7 @@ impl Schedule {
             max_instances: self.max_instances,
             paused: self.paused,
             at_most_once: self.at_most_once,
+            overlap: self.overlap,
         }
     }
 }
@@ -219,6 +230,9 @@ pub struct ScheduleOptions {
     /// marked lost instead of being run again by another instance (default false: run again,
     /// at least once).
     pub at_most_once: bool,
+    /// What a fire does when `max_instances` runs are going (default [`Overlap::Skip`]:
+    /// skipped, as in APScheduler).
+    pub overlap: Overlap,
 }
 
 impl Default for ScheduleOptions {
@@ -229,6 +243,7 @@ impl Default for ScheduleOptions {
             max_instances: 1,
             paused: false,
             at_most_once: false,
+            overlap: Overlap::Skip,
         }
     }
 }
@@ -247,7 +262,119 @@ impl ScheduleOptions {
                 reason: "must be positive, or none for no limit; got 0".to_owned(),
             });
         }
-        Ok(())
+        self.overlap.check()
+    }
+}
+
+/// The most fires [`Overlap::QueueAll`] lets wait.
+pub const MAX_QUEUE_LIMIT: u32 = 10_000;
+
+/// The longest [`Overlap::CancelRunning`] grace: an hour.
+pub const MAX_CANCEL_GRACE: Duration = Duration::from_secs(3600);
+
+/// What a fire does when `max_instances` runs of its schedule are still going: the overlap
+/// policy, decided by the scheduler's one fire policy, the same on every store. A fire that
+/// does not run is recorded with its reason.
+///
+/// Temporal calls these overlap policies; APScheduler 3 knows only [`Skip`](Self::Skip).
+///
+/// ```
+/// use std::time::Duration;
+/// use apsched::{NewSchedule, Overlap, trigger::IntervalTrigger};
+///
+/// // A sync that must not run twice at once, but should run once more after a slow run.
+/// let sync = NewSchedule::for_job("sync", IntervalTrigger::every(Duration::from_secs(60))?)
+///     .overlap(Overlap::QueueOne);
+/// // A cache refresh that replaces a stuck one: the stuck run's cancellation token fires,
+/// // and it is aborted if it has not ended 5 s later.
+/// let refresh = NewSchedule::for_job("refresh", IntervalTrigger::every(Duration::from_secs(30))?)
+///     .overlap(Overlap::CancelRunning { grace: Duration::from_secs(5) });
+/// # Ok::<(), apsched::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Overlap {
+    /// Skipped, and recorded so (APScheduler's `max_instances`): the default.
+    #[default]
+    Skip,
+    /// Run once more, right after: it waits for a run to end, and starts then. One fire waits
+    /// at most; one that finds another waiting is skipped.
+    QueueOne,
+    /// Run in turn: it waits, and the fires waiting start one by one, oldest first, as runs
+    /// end. A fire that finds `limit` waiting is skipped (recorded: the queue is full).
+    QueueAll {
+        /// How many fires may wait (1 to [`MAX_QUEUE_LIMIT`]).
+        limit: u32,
+    },
+    /// Replace the runs going: their cancellation tokens fire
+    /// ([`JobContext::cancellation_token`](crate::JobContext::cancellation_token)), and this
+    /// fire starts when they have ended, or when `grace` has passed, at which they are
+    /// aborted. With a shared store, an instance learns that its run is to be cancelled at
+    /// its next lease renewal (a third of the lease).
+    CancelRunning {
+        /// How long the runs going get to end after their token fires (up to an hour).
+        #[serde(with = "grace_seconds_required")]
+        grace: Duration,
+    },
+    /// Run anyway: `max_instances` does not limit this schedule.
+    AllowAll,
+}
+
+impl Overlap {
+    fn check(self) -> Result<()> {
+        match self {
+            Self::QueueAll { limit } if !(1..=MAX_QUEUE_LIMIT).contains(&limit) => {
+                Err(Error::InvalidOption {
+                    option: "overlap",
+                    reason: format!(
+                        "queue_all's limit must be from 1 to {MAX_QUEUE_LIMIT}, got {limit}"
+                    ),
+                })
+            }
+            Self::CancelRunning { grace } if grace > MAX_CANCEL_GRACE => {
+                Err(Error::InvalidOption {
+                    option: "overlap",
+                    reason: format!(
+                        "cancel_running's grace must be at most {} s, got {} s",
+                        MAX_CANCEL_GRACE.as_secs(),
+                        grace.as_secs_f64()
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// How many fires may wait: 0 for the policies that never queue.
+    pub(crate) fn queue_limit(self) -> u32 {
+        match self {
+            Self::QueueOne | Self::CancelRunning { .. } => 1,
+            Self::QueueAll { limit } => limit,
+            Self::Skip | Self::AllowAll => 0,
+        }
+    }
+}
+
+mod grace_seconds_required {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(grace: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(grace.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        if secs.is_finite() && (0.0..=super::MAX_CANCEL_GRACE.as_secs_f64()).contains(&secs) {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "grace must be a number of seconds from 0 to {}, got {secs}",
+                super::MAX_CANCEL_GRACE.as_secs()
+            )))
+        }
     }
 }
 
@@ -446,6 +573,12 @@ impl NewSchedule {
         self
     }
 
+    /// What a fire does when `max_instances` runs are going (default [`Overlap::Skip`]).
+    pub fn overlap(mut self, overlap: Overlap) -> Self {
+        self.options.overlap = overlap;
+        self
+    }
+
     /// Adds it paused: it has no next run time until resumed.
     pub fn paused(mut self, paused: bool) -> Self {
         self.options.paused = paused;
@@ -485,6 +618,7 @@ pub struct ScheduleChanges {
     pub(crate) misfire_grace_time: Option<Option<Duration>>,
     pub(crate) coalesce: Option<bool>,
     pub(crate) max_instances: Option<u32>,
+    pub(crate) overlap: Option<Overlap>,
     pub(crate) trigger: Option<TriggerSpec>,
     // Outer `None`: unchanged; inner `None`: paused.
     pub(crate) next_run_time: Option<Option<DateTime<Utc>>>,
@@ -530,6 +664,12 @@ impl ScheduleChanges {
     /// A new overlap limit.
     pub fn max_instances(mut self, max_instances: u32) -> Self {
         self.max_instances = Some(max_instances);
+        self
+    }
+
+    /// A new overlap policy: for fires from now on.
+    pub fn overlap(mut self, overlap: Overlap) -> Self {
+        self.overlap = Some(overlap);
         self
     }
 
@@ -602,6 +742,9 @@ impl ScheduleChanges {
         }
         if let Some(max_instances) = self.max_instances {
             changed.max_instances = max_instances;
+        }
+        if let Some(overlap) = self.overlap {
+            changed.overlap = overlap;
         }
         changed.options().check()?;
         Ok(changed)

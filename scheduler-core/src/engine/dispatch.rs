@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::run::{Fires, RunTask, ScheduleRuntime};
+use super::run::{Fires, RunFire, RunTask, ScheduleRuntime};
 use super::state::Shared;
 use crate::event::Event;
 use crate::fires::{NotRun, NotRunFire, SkipReason};
@@ -48,6 +48,12 @@ pub(super) fn not_run(shared: &Shared, schedule_id: &Arc<str>, fires: &[NotRunFi
                         %nominal_time,
                         "fire skipped: the schedule was paused"
                     ),
+                    SkipReason::QueueFull { limit } => tracing::warn!(
+                        %schedule_id,
+                        %nominal_time,
+                        limit,
+                        "run skipped: max_instances runs going and the overlap queue is full"
+                    ),
                 }
                 shared.emit(|| Event::Skipped {
                     schedule_id: Arc::clone(schedule_id),
@@ -64,9 +70,82 @@ pub(super) fn not_run(shared: &Shared, schedule_id: &Arc<str>, fires: &[NotRunFi
 pub(super) fn submit(runtime: &Arc<ScheduleRuntime>, fires: Fires) -> Option<RunTask> {
     let first = fires.as_slice().first()?;
     let at_once = runtime.shared.concurrency.is_none();
-    runtime
+    runtime.runs.begin(
+        first.run_id,
+        first.nominal_time,
+        at_once,
+        runtime.new_control(),
+    );
+    Some(announce(runtime, fires))
+}
+
+/// A run of one fire already counted (a fire that waited for a run to end), started now.
+pub(super) fn start_begun(runtime: &Arc<ScheduleRuntime>, fire: RunFire) {
+    let run = announce(runtime, Fires::One(fire));
+    run.spawn(&runtime.shared.tracker);
+}
+
+/// Queues fires that found `max_instances` runs going, as the overlap policy said; the ones
+/// a run that ended meanwhile left room for start now.
+pub(super) fn enqueue(
+    runtime: &Arc<ScheduleRuntime>,
+    fires: &[chrono::DateTime<chrono::Utc>],
+    max_instances: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let shared = &runtime.shared;
+    let schedule_id = &runtime.context.schedule_id;
+    let at_once = shared.concurrency.is_none();
+    let start = runtime
         .runs
-        .begin(first.run_id, first.nominal_time, at_once);
+        .enqueue(fires, max_instances, now, at_once, || runtime.new_control());
+    for &nominal_time in fires {
+        if !start.iter().any(|f| f.nominal_time == nominal_time) {
+            tracing::info!(%schedule_id, %nominal_time, "fire waits: max_instances runs are going");
+            shared.emit(|| Event::Queued {
+                schedule_id: Arc::clone(schedule_id),
+                nominal_time,
+            });
+        }
+    }
+    for fire in start {
+        start_begun(runtime, fire);
+    }
+}
+
+/// Asks the runs going to stop (overlap policy `CancelRunning`): their tokens fire now, and
+/// they are cut off when `grace` is over.
+pub(super) fn cancel_going(runtime: &ScheduleRuntime, grace: std::time::Duration) {
+    let shared = &runtime.shared;
+    for (run_id, nominal_time, control) in runtime.runs.controlled() {
+        if control.cancel.is_cancelled() {
+            continue;
+        }
+        tracing::info!(
+            schedule_id = %runtime.context.schedule_id,
+            %nominal_time,
+            ?grace,
+            "run asked to stop for a newer fire"
+        );
+        shared.emit(|| Event::Cancelled {
+            schedule_id: Arc::clone(&runtime.context.schedule_id),
+            run_id,
+            nominal_time,
+        });
+        control.cancel.cancel();
+        let abort = control.abort;
+        // Not on the tracker: shutdown does not wait for a grace.
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(grace) => abort.cancel(),
+                () = abort.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Announces each fire of a counted run as submitted.
+fn announce(runtime: &Arc<ScheduleRuntime>, fires: Fires) -> RunTask {
     let shared = &runtime.shared;
     if shared.has_subscribers() {
         for fire in fires.as_slice() {
@@ -77,10 +156,10 @@ pub(super) fn submit(runtime: &Arc<ScheduleRuntime>, fires: Fires) -> Option<Run
             });
         }
     }
-    Some(RunTask {
+    RunTask {
         runtime: Arc::clone(runtime),
         fires,
-    })
+    }
 }
 
 /// Spawns runs from a helper task, so that with many fires due at once the spawning is spread

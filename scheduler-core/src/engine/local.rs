@@ -110,18 +110,36 @@ impl LocalTimetable {
             let Some(entry) = self.table.entry_mut(key) else {
                 continue;
             };
+            let running = entry.running();
+            // Only a schedule at its limit has fires waiting; the others skip the lock.
+            let waiting = if running >= entry.schedule.max_instances {
+                entry.runs().map_or(0, |runs| runs.waiting())
+            } else {
+                0
+            };
             let plan = policy::plan(Due {
                 schedule: &entry.schedule,
                 due_time,
                 now,
-                running: entry.running(),
+                running,
+                waiting,
             });
+            let max_instances = entry.schedule.max_instances;
+            let overlap = entry.schedule.overlap;
             let Some(runtime) = entry.runtime(&self.shared, self.shared.history_limit) else {
                 continue;
             };
             if !plan.not_run.is_empty() {
                 dispatch::not_run(&self.shared, &runtime.context.schedule_id, &plan.not_run);
                 runtime.runs.not_run(&plan.not_run, now);
+            }
+            if plan.cancel {
+                if let crate::schedule::Overlap::CancelRunning { grace } = overlap {
+                    dispatch::cancel_going(runtime, grace);
+                }
+            }
+            if !plan.queue.is_empty() {
+                dispatch::enqueue(runtime, plan.queue.as_slice(), max_instances, now);
             }
             let fire = |nominal_time| RunFire {
                 nominal_time,

@@ -430,6 +430,7 @@ fn prepare(shared: &Shared, new: NewSchedule, now: DateTime<Utc>) -> Result<Prep
         max_instances: new.options.max_instances,
         paused: new.options.paused,
         at_most_once: new.options.at_most_once,
+        overlap: new.options.overlap,
         paused_from: None,
     };
     Ok(Prepared {

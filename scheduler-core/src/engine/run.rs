@@ -14,7 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
-use super::runs::{Ended, ScheduleRuns};
+use super::runs::{Ended, RunControl, ScheduleRuns};
 use super::state::Shared;
 use crate::context::{FireInfo, JobContext, ScheduleContext};
 use crate::event::{AbortedRun, Event, RunSummary};
@@ -37,6 +37,8 @@ pub(crate) struct ScheduleRuntime {
     pub(crate) context: Arc<ScheduleContext>,
     pub(crate) runs: Arc<ScheduleRuns>,
     at_most_once: bool,
+    /// Its overlap policy cancels runs going: each run gets a control of its own.
+    cancels: bool,
     /// With a shared store: the ledger, and the fires of the one claimed run this runtime
     /// was made for, in the order of the run's fires. Here rather than in each run task, so
     /// the engine's own run tasks stay small to spawn.
@@ -61,8 +63,17 @@ impl ScheduleRuntime {
             }),
             runs,
             at_most_once: schedule.at_most_once,
+            cancels: matches!(
+                schedule.overlap,
+                crate::schedule::Overlap::CancelRunning { .. }
+            ),
             held: None,
         })
+    }
+
+    /// A control for a new run, when the schedule's overlap policy may cancel it.
+    pub(crate) fn new_control(&self) -> Option<RunControl> {
+        self.cancels.then(|| RunControl::new(&self.shared.cancel))
     }
 
     /// The runtime of one run claimed from a shared store: its fires are held in `ledger`.
@@ -90,7 +101,13 @@ impl ScheduleRuntime {
         Some((ledger, fires.get(i)?))
     }
 
-    fn context(&self, i: usize, fire: &RunFire, started_at: DateTime<Utc>) -> JobContext {
+    fn context(
+        &self,
+        i: usize,
+        fire: &RunFire,
+        started_at: DateTime<Utc>,
+        control: Option<&RunControl>,
+    ) -> JobContext {
         JobContext {
             schedule: Arc::clone(&self.context),
             nominal_fire_time: fire.nominal_time,
@@ -100,6 +117,7 @@ impl ScheduleRuntime {
                 token: held.token.clone(),
                 attempt: held.attempt,
             }),
+            cancel: control.map(|c| c.cancel.clone()),
         }
     }
 }
@@ -154,9 +172,9 @@ pub(crate) struct RunTask {
 }
 
 /// Lets the run go from its schedule's runs however the task ends (completion, abort, a
-/// runtime dropping it).
+/// runtime dropping it), and starts the fire waiting for it, if any.
 struct Slot<'a> {
-    runs: &'a ScheduleRuns,
+    runtime: &'a Arc<ScheduleRuntime>,
     current: Uuid,
     released: bool,
 }
@@ -164,7 +182,14 @@ struct Slot<'a> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if !self.released {
-            self.runs.release(self.current);
+            let runtime = self.runtime;
+            let at_once = runtime.shared.concurrency.is_none();
+            let next = runtime
+                .runs
+                .release(self.current, at_once, || runtime.new_control());
+            if let Some(next) = next {
+                super::dispatch::start_begun(runtime, next);
+            }
         }
     }
 }
@@ -183,7 +208,7 @@ impl RunTask {
             return;
         };
         let mut slot = Slot {
-            runs: &runtime.runs,
+            runtime: &runtime,
             current: first.run_id,
             released: false,
         };
@@ -214,26 +239,44 @@ impl RunTask {
                     .started(slot.current, fire.run_id, fire.nominal_time, started_at);
             }
             slot.current = fire.run_id;
-            let ctx = runtime.context(i, fire, started_at);
+            // Only a schedule whose overlap policy cancels runs looks for a control.
+            let control = if runtime.cancels {
+                runtime.runs.control(slot.current)
+            } else {
+                None
+            };
+            let ctx = runtime.context(i, fire, started_at, control.as_ref());
             let started_us = started_at.timestamp_micros();
-            let (end, duration) = execute(shared, &runtime.job, ctx, &summary).await;
-            let last = i + 1 == fires.len() || end == RunEnd::Aborted;
-            let recorded = match runtime.held(i) {
+            let (end, duration) =
+                execute(shared, &runtime.job, ctx, &summary, control.as_ref()).await;
+            let cut_off = matches!(end, RunEnd::CutOff(_));
+            let last = i + 1 == fires.len() || end == RunEnd::Aborted || cut_off;
+            let at_once = shared.concurrency.is_none();
+            let (recorded, next) = match runtime.held(i) {
                 Some((ledger, held)) => {
                     let outcome = end.outcome(runtime.at_most_once);
                     let recorded = Box::pin(ledger.finish(shared, held, &outcome, &summary)).await;
-                    if last {
-                        runtime.runs.release(fire.run_id);
-                    }
-                    recorded
+                    let next = if last {
+                        runtime
+                            .runs
+                            .release(fire.run_id, at_once, || runtime.new_control())
+                    } else {
+                        None
+                    };
+                    (recorded, next)
                 }
                 None => {
                     let history = end.history(started_us, duration);
-                    runtime.runs.ended(fire.run_id, history, last);
-                    true
+                    let next = runtime.runs.ended(fire.run_id, history, last, at_once, || {
+                        runtime.new_control()
+                    });
+                    (true, next)
                 }
             };
             slot.released = last;
+            if let Some(next) = next {
+                super::dispatch::start_begun(&runtime, next);
+            }
             let aborted = end == RunEnd::Aborted;
             if aborted || !recorded {
                 // Not recorded, a held fire goes back to the store when its lease runs out.
@@ -243,7 +286,7 @@ impl RunTask {
             } else if shared.is_stopping() {
                 shared.collector.lock().finished.push(summary);
             }
-            if aborted {
+            if aborted || cut_off {
                 Box::pin(give_back(&runtime, i + 1)).await;
                 return;
             }
@@ -267,7 +310,11 @@ pub(crate) enum RunEnd {
     Succeeded,
     Failed(String),
     Panicked(String),
+    /// At the shutdown deadline.
     Aborted,
+    /// Asked to stop for a newer fire, it had not ended when its grace was over: a failure,
+    /// with this message.
+    CutOff(String),
 }
 
 impl RunEnd {
@@ -276,7 +323,7 @@ impl RunEnd {
     fn outcome(&self, at_most_once: bool) -> FireOutcome {
         match self {
             Self::Succeeded => FireOutcome::Succeeded,
-            Self::Failed(error) => FireOutcome::Failed(error.clone()),
+            Self::Failed(error) | Self::CutOff(error) => FireOutcome::Failed(error.clone()),
             Self::Panicked(message) => FireOutcome::Panicked(message.clone()),
             Self::Aborted if at_most_once => FireOutcome::Aborted,
             Self::Aborted => FireOutcome::Interrupted,
@@ -286,7 +333,7 @@ impl RunEnd {
     fn history(&self, started_us: i64, duration: Duration) -> Ended {
         let (state, error) = match self {
             Self::Succeeded => (FireState::Succeeded, None),
-            Self::Failed(error) => (FireState::Failed, Some(error.clone())),
+            Self::Failed(error) | Self::CutOff(error) => (FireState::Failed, Some(error.clone())),
             Self::Panicked(message) => (FireState::Failed, Some(format!("panicked: {message}"))),
             Self::Aborted => (FireState::Aborted, None),
         };
@@ -308,6 +355,7 @@ pub(crate) async fn execute(
     job: &Arc<dyn Job>,
     ctx: JobContext,
     run: &RunSummary,
+    control: Option<&RunControl>,
 ) -> (RunEnd, Duration) {
     let span = tracing::info_span!(
         "apsched.run",
@@ -322,17 +370,27 @@ pub(crate) async fn execute(
         .instrument(span.clone());
     // The job is polled first, so a job that finishes at once never registers with the abort
     // token.
+    let cut_off = async {
+        match control {
+            Some(control) => control.abort.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         biased;
-        outcome = call => Some(outcome),
-        () = shared.abort.cancelled() => None,
+        outcome = call => Ok(outcome),
+        () = shared.abort.cancelled() => Err(RunEnd::Aborted),
+        () = cut_off => Err(RunEnd::CutOff(
+            "cancelled for a newer fire (overlap: cancel_running), and cut off when its grace was over"
+                .to_owned(),
+        )),
     };
     let duration = timer.elapsed();
     let end = match outcome {
-        Some(Ok(Ok(()))) => RunEnd::Succeeded,
-        Some(Ok(Err(error))) => RunEnd::Failed(error.to_string()),
-        Some(Err(payload)) => RunEnd::Panicked(panic_message(payload.as_ref())),
-        None => RunEnd::Aborted,
+        Ok(Ok(Ok(()))) => RunEnd::Succeeded,
+        Ok(Ok(Err(error))) => RunEnd::Failed(error.to_string()),
+        Ok(Err(payload)) => RunEnd::Panicked(panic_message(payload.as_ref())),
+        Err(end) => end,
     };
     span.in_scope(|| report(shared, &end, run.clone(), duration));
     (end, duration)
@@ -372,6 +430,14 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
                 run_id,
                 nominal_time,
                 message: message.as_str().into(),
+            });
+        }
+        RunEnd::CutOff(error) => {
+            tracing::warn!(%error, ?duration, "run cut off");
+            shared.emit(|| Event::Aborted {
+                schedule_id,
+                run_id,
+                nominal_time,
             });
         }
         RunEnd::Aborted => {

@@ -13,9 +13,39 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::run::RunFire;
 use crate::fires::{FireRecord, FireState, NotRunFire};
+
+/// What lets one run be asked to stop and then cut off: for schedules whose overlap policy
+/// cancels the runs going ([`Overlap::CancelRunning`](crate::Overlap::CancelRunning)) only, so
+/// other runs cost nothing for it.
+#[derive(Clone, Debug)]
+pub(crate) struct RunControl {
+    /// The run's own cancellation token (a child of the scheduler's): what its job watches.
+    pub(crate) cancel: CancellationToken,
+    /// Fired when its grace is over: the run is aborted.
+    pub(crate) abort: CancellationToken,
+}
+
+impl RunControl {
+    pub(crate) fn new(scheduler: &CancellationToken) -> Self {
+        Self {
+            cancel: scheduler.child_token(),
+            abort: CancellationToken::new(),
+        }
+    }
+}
+
+/// A fire waiting for a run of its schedule to end.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    run_id: Uuid,
+    nominal_us: i64,
+    queued_us: i64,
+}
 
 /// No time recorded.
 const NONE: i64 = i64::MIN;
@@ -109,6 +139,10 @@ struct Inner {
     past: VecDeque<Record>,
     /// Fires kept in `past`; 0 keeps none (a shared store keeps the history).
     keep: usize,
+    /// Fires waiting for a run to end (the overlap policy queued them), oldest first.
+    waiting: VecDeque<Waiting>,
+    /// The controls of the runs going that have one.
+    controls: Vec<(Uuid, RunControl)>,
 }
 
 impl Inner {
@@ -175,15 +209,112 @@ impl ScheduleRuns {
 
     /// Counts a dispatched run, at its first fire: running at once when it has no concurrency
     /// slot to wait for, else queued until [`started`](Self::started).
-    pub(crate) fn begin(&self, run_id: Uuid, nominal_time: DateTime<Utc>, at_once: bool) {
+    pub(crate) fn begin(
+        &self,
+        run_id: Uuid,
+        nominal_time: DateTime<Utc>,
+        at_once: bool,
+        control: Option<RunControl>,
+    ) {
         let mut inner = self.lock();
+        self.begin_locked(&mut inner, run_id, micros(nominal_time), at_once, control);
+    }
+
+    fn begin_locked(
+        &self,
+        inner: &mut Inner,
+        run_id: Uuid,
+        nominal_us: i64,
+        at_once: bool,
+        control: Option<RunControl>,
+    ) {
         inner.going.push(Going {
             run_id,
-            nominal_us: micros(nominal_time),
+            nominal_us,
             started_us: NONE,
             queued: !at_once,
         });
+        if let Some(control) = control {
+            inner.controls.push((run_id, control));
+        }
         self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The control of a run going, if it has one.
+    pub(crate) fn control(&self, run_id: Uuid) -> Option<RunControl> {
+        let inner = self.lock();
+        inner
+            .controls
+            .iter()
+            .find(|(id, _)| *id == run_id)
+            .map(|(_, control)| control.clone())
+    }
+
+    /// Fires waiting for a run to end.
+    pub(crate) fn waiting(&self) -> u32 {
+        u32::try_from(self.lock().waiting.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Queues fires that found `max_instances` runs going; they start one by one as runs end.
+    /// A run that ended meanwhile left room: as many fires as there is room for start now
+    /// instead, counted here (with `control()` made for each) and returned.
+    pub(crate) fn enqueue(
+        &self,
+        fires: &[DateTime<Utc>],
+        max_instances: u32,
+        now: DateTime<Utc>,
+        at_once: bool,
+        mut control: impl FnMut() -> Option<RunControl>,
+    ) -> Vec<RunFire> {
+        let mut inner = self.lock();
+        let mut start = Vec::new();
+        for &nominal_time in fires {
+            let run_id = super::run::new_run_id();
+            if inner.waiting.is_empty() && self.running() < max_instances {
+                self.begin_locked(&mut inner, run_id, micros(nominal_time), at_once, control());
+                start.push(RunFire {
+                    nominal_time,
+                    run_id,
+                });
+            } else {
+                inner.waiting.push_back(Waiting {
+                    run_id,
+                    nominal_us: micros(nominal_time),
+                    queued_us: micros(now),
+                });
+            }
+        }
+        start
+    }
+
+    /// After a run let go of its slot: the fire waiting longest, counted as begun (in the
+    /// same lock, so no fire dispatched meanwhile can take the slot first).
+    fn next_waiting(
+        &self,
+        inner: &mut Inner,
+        at_once: bool,
+        control: impl FnOnce() -> Option<RunControl>,
+    ) -> Option<RunFire> {
+        let next = inner.waiting.pop_front()?;
+        self.begin_locked(inner, next.run_id, next.nominal_us, at_once, control());
+        Some(RunFire {
+            nominal_time: time(next.nominal_us)?,
+            run_id: next.run_id,
+        })
+    }
+
+    /// The runs going that have a control, asked to stop now: `(run id, nominal time,
+    /// control)` of each.
+    pub(crate) fn controlled(&self) -> Vec<(Uuid, DateTime<Utc>, RunControl)> {
+        let inner = self.lock();
+        inner
+            .controls
+            .iter()
+            .filter_map(|(run_id, control)| {
+                let going = inner.going.iter().find(|g| g.run_id == *run_id)?;
+                Some((*run_id, time(going.nominal_us)?, control.clone()))
+            })
+            .collect()
     }
 
     /// The run `from` starts a fire: its first (`run_id` is `from`), or its next catch-up
@@ -207,21 +338,26 @@ impl ScheduleRuns {
     }
 
     /// Records how the fire the run `run_id` is at ended; with `release`, the run ends too
-    /// and no longer counts (one lock for both).
-    pub(crate) fn ended(&self, run_id: Uuid, ended: Ended, release: bool) {
+    /// and no longer counts (one lock for both), and the fire waiting longest, if any, is
+    /// returned begun: the caller starts it.
+    pub(crate) fn ended(
+        &self,
+        run_id: Uuid,
+        ended: Ended,
+        release: bool,
+        at_once: bool,
+        control: impl FnOnce() -> Option<RunControl>,
+    ) -> Option<RunFire> {
         let mut inner = self.lock();
-        let Some(i) = inner.position(run_id) else {
-            return;
-        };
+        let i = inner.position(run_id)?;
         let going = if release {
             self.count.fetch_sub(1, Ordering::AcqRel);
+            inner.controls.retain(|(id, _)| *id != run_id);
             inner.going.remove(i)
         } else {
             inner.going.get_mut(i).copied()
         };
-        let Some(going) = going else {
-            return;
-        };
+        let going = going?;
         inner.push(Record {
             run_id,
             nominal_us: going.nominal_us,
@@ -230,16 +366,28 @@ impl ScheduleRuns {
             state: ended.state,
             detail: ended.error.map(Arc::new),
         });
+        if release {
+            self.next_waiting(&mut inner, at_once, control)
+        } else {
+            None
+        }
     }
 
     /// The run `run_id` ends without its fire having run (shutdown came first, or the task
-    /// was dropped): it no longer counts, and leaves no record.
-    pub(crate) fn release(&self, run_id: Uuid) {
+    /// was dropped): it no longer counts, and leaves no record. The fire waiting longest, if
+    /// any, is returned begun: the caller starts it.
+    pub(crate) fn release(
+        &self,
+        run_id: Uuid,
+        at_once: bool,
+        control: impl FnOnce() -> Option<RunControl>,
+    ) -> Option<RunFire> {
         let mut inner = self.lock();
-        if let Some(i) = inner.position(run_id) {
-            inner.going.remove(i);
-            self.count.fetch_sub(1, Ordering::AcqRel);
-        }
+        let i = inner.position(run_id)?;
+        inner.going.remove(i);
+        inner.controls.retain(|(id, _)| *id != run_id);
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.next_waiting(&mut inner, at_once, control)
     }
 
     /// Records fires that did not run.
@@ -317,7 +465,22 @@ impl ScheduleRuns {
                     .error(error),
             )
         });
-        let mut records: Vec<FireRecord> = going.chain(past).collect();
+        let waiting = inner.waiting.iter().filter_map(|w| {
+            Some(
+                FireRecord::new(
+                    w.run_id.to_string(),
+                    schedule_id,
+                    time(w.nominal_us)?,
+                    FireState::Waiting,
+                )
+                .reason(Some(
+                    "waiting for a run of the schedule to end (overlap)".to_owned(),
+                ))
+                .epoch(1, 0)
+                .times([time(w.queued_us), None, None]),
+            )
+        });
+        let mut records: Vec<FireRecord> = going.chain(waiting).chain(past).collect();
         records.sort_by_key(|r| std::cmp::Reverse(r.nominal_time));
         records.truncate(limit);
         records
@@ -348,14 +511,14 @@ mod tests {
         let runs = ScheduleRuns::new(3);
         for s in 0..6 {
             let id = Uuid::new_v4();
-            runs.begin(id, t(s), false);
+            runs.begin(id, t(s), false, None);
             runs.started(id, id, t(s), t(s));
             let mut ended = succeeded(t(s));
             if s % 2 == 0 {
                 ended.state = FireState::Failed;
                 ended.error = Some(format!("disk full at {s}"));
             }
-            runs.ended(id, ended, true);
+            runs.ended(id, ended, true, true, || None);
         }
         runs.not_run(
             &[NotRunFire::new(
@@ -365,7 +528,7 @@ mod tests {
             t(6),
         );
         let going = Uuid::new_v4();
-        runs.begin(going, t(7), false);
+        runs.begin(going, t(7), false, None);
         let history = runs.history("s", "here", 10);
         let seen: Vec<_> = history.iter().map(|r| (r.nominal_time, r.state)).collect();
         assert_eq!(
@@ -395,7 +558,7 @@ mod tests {
     fn a_long_run_is_listed_while_newer_fires_come_and_go() {
         let runs = ScheduleRuns::new(2);
         let long = Uuid::new_v4();
-        runs.begin(long, t(0), true);
+        runs.begin(long, t(0), true, None);
         let skipped = NotRun::Skipped(SkipReason::MaxInstances { running: 1 });
         for s in 1..6 {
             runs.not_run(&[NotRunFire::new(t(s), skipped)], t(s));
@@ -417,21 +580,21 @@ mod tests {
         );
         // A catch-up run moves on to its next fire: a record of its own.
         let next = Uuid::new_v4();
-        runs.ended(long, succeeded(t(6)), false);
+        runs.ended(long, succeeded(t(6)), false, true, || None);
         runs.started(long, next, t(1), t(6));
         assert_eq!(runs.going(), vec![(next, t(1))]);
-        runs.ended(next, succeeded(t(7)), true);
+        runs.ended(next, succeeded(t(7)), true, true, || None);
         assert_eq!(runs.running(), 0);
         assert!(runs.going().is_empty());
         // Without a history only the runs going are kept.
         let bare = ScheduleRuns::new(0);
         let id = Uuid::new_v4();
-        bare.begin(id, t(0), true);
-        bare.ended(id, succeeded(t(1)), true);
+        bare.begin(id, t(0), true, None);
+        bare.ended(id, succeeded(t(1)), true, true, || None);
         assert!(bare.history("s", "here", 10).is_empty());
         assert_eq!(bare.running(), 0);
-        bare.begin(id, t(2), false);
-        bare.release(id);
+        bare.begin(id, t(2), false, None);
+        bare.release(id, true, || None);
         assert!(bare.going().is_empty() && bare.running() == 0);
     }
 }

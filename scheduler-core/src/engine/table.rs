@@ -105,6 +105,7 @@ impl Entry {
         } else if let Some(runtime) = &self.runtime {
             if !Arc::ptr_eq(&runtime.context.args, &schedule.args)
                 || self.schedule.at_most_once != schedule.at_most_once
+                || self.schedule.overlap != schedule.overlap
             {
                 let job = Arc::clone(&runtime.job);
                 self.runtime = Some(ScheduleRuntime::new(

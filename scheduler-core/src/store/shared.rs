@@ -34,8 +34,8 @@ use crate::error::Result;
 pub use crate::fires::FireToken;
 use crate::fires::{FireRecord, FireState, NotRunFire};
 use crate::policy;
-pub use crate::schedule::OnConflict;
 use crate::schedule::Schedule;
+pub use crate::schedule::{OnConflict, Overlap};
 use crate::trigger::{Trigger, apply_jitter};
 
 /// A schedule as a shared store keeps it, with its version.
@@ -122,6 +122,8 @@ pub struct DueSchedule<'a> {
     /// Live fires of the schedule (claimed or running, lease not run out), across instances.
     /// Queued fires are not counted: they run after a claimed one, as part of its run.
     pub running: u32,
+    /// Its fires waiting for a run to end ([`FireState::Waiting`]).
+    pub waiting: u32,
 }
 
 impl<'a> DueSchedule<'a> {
@@ -138,7 +140,15 @@ impl<'a> DueSchedule<'a> {
             due_time,
             now,
             running,
+            waiting: 0,
         }
+    }
+
+    /// With this many of its fires waiting for a run to end.
+    #[must_use]
+    pub fn waiting(mut self, waiting: u32) -> Self {
+        self.waiting = waiting;
+        self
     }
 }
 
@@ -151,6 +161,13 @@ pub struct FirePlan {
     pub run: Vec<DateTime<Utc>>,
     /// Fires that do not run, with the reason: recorded in the history.
     pub not_run: Vec<NotRunFire>,
+    /// Fires that wait for a run of the schedule to end, oldest first: recorded
+    /// [`FireState::Waiting`], held by no instance, and claimed one by one as runs end (by
+    /// [`FireClaims::claim_due`], whichever instance has room).
+    pub queue: Vec<DateTime<Utc>>,
+    /// The live fires of the schedule are to be cancelled ([`Overlap::CancelRunning`]): the
+    /// store marks them so, and their owners learn it when they renew their leases.
+    pub cancel: bool,
     /// The schedule's next run time; `None`: its trigger has no more fires and the schedule is
     /// deleted (the claim keeps a copy with its last fire, for a take-over).
     pub next_run_time: Option<DateTime<Utc>>,
@@ -179,6 +196,7 @@ impl Planner {
             due_time: due.due_time,
             now: due.now,
             running: due.running,
+            waiting: due.waiting,
         });
         let next_run_time = policy::next_run_time(due.schedule, plan.after, due.now);
         let next_due_time = if plan.after == policy::After::Unchanged {
@@ -189,6 +207,8 @@ impl Planner {
         FirePlan {
             run: plan.run.as_slice().to_vec(),
             not_run: plan.not_run,
+            queue: plan.queue.as_slice().to_vec(),
+            cancel: plan.cancel,
             next_run_time,
             next_due_time,
         }

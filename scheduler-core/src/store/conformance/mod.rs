@@ -45,6 +45,7 @@ pub fn sample_schedule(id: &str, next_run_time: Option<DateTime<Utc>>) -> Schedu
             max_instances: 3,
             paused: next_run_time.is_none(),
             at_most_once: true,
+            overlap: crate::schedule::Overlap::QueueAll { limit: 7 },
         },
     )
     .expect("valid schedule")
