@@ -99,6 +99,7 @@ parity!(
     custom_prefix,
     head_is_served_where_get_is,
     openapi_document,
+    overlap_policies_in_job_json,
     store_failures_answer_without_their_text,
 );
 
@@ -824,6 +825,91 @@ async fn custom_prefix(framework: Framework) {
     );
     assert_eq!(root.get("/").await.status, StatusCode::OK);
     assert_eq!(root.get("/jobs").await.json(), json!([]));
+}
+
+async fn overlap_policies_in_job_json(framework: Framework) {
+    let f = fixture().await;
+    let c = client(
+        framework,
+        Api::with_bearer_token(f.scheduler.clone(), TOKEN),
+    );
+    let plain = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "p", "func": "record", "trigger": "interval", "hours": 1}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        plain["overlap"],
+        json!({"policy": "skip"}),
+        "APScheduler's, by default"
+    );
+    let named = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "n", "func": "record", "trigger": "interval", "hours": 1, "overlap": "queue_one"}),
+        )
+        .await
+        .json();
+    assert_eq!(named["overlap"], json!({"policy": "queue_one"}));
+    let object = c
+        .post_json(
+            "/scheduler/jobs",
+            json!({"id": "o", "func": "record", "trigger": "interval", "hours": 1,
+                   "overlap": {"policy": "queue_all", "limit": 5}}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        object["overlap"],
+        json!({"policy": "queue_all", "limit": 5})
+    );
+    let changed = c
+        .patch_json(
+            "/scheduler/jobs/o",
+            json!({"overlap": {"policy": "cancel_running", "grace": 2.5}}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(
+        changed.json()["overlap"],
+        json!({"policy": "cancel_running", "grace": 2.5})
+    );
+    for (overlap, message) in [
+        (json!("queue_all"), "\"queue_all\" needs its limit"),
+        (json!("sometimes"), "unknown policy \"sometimes\""),
+        (
+            json!({"policy": "queue_all", "limit": 0}),
+            "queue_all's limit must be from 1 to 10000, got 0",
+        ),
+        (
+            json!({"policy": "skip", "limit": 3}),
+            "unknown field `limit`",
+        ),
+        (
+            json!({"policy": "cancel_running", "grace": 1e9}),
+            "grace must be a number of seconds from 0 to 3600",
+        ),
+        (json!(7), "expected a policy name or an object"),
+    ] {
+        let refused = c
+            .post_json(
+                "/scheduler/jobs",
+                json!({"id": "bad", "func": "record", "trigger": "interval", "hours": 1, "overlap": overlap}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{overlap}");
+        assert!(
+            refused.error().contains(message),
+            "{overlap}: {}",
+            refused.error()
+        );
+    }
+    assert_eq!(
+        c.get("/scheduler/jobs/bad").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn head_is_served_where_get_is(framework: Framework) {

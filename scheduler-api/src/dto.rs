@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::flask::isoformat;
 use scheduler_core::trigger::{Trigger as _, TriggerSpec};
-use scheduler_core::{FireRecord, Schedule, SchedulerHandle, SchedulerState};
+use scheduler_core::{FireRecord, Overlap, Schedule, SchedulerHandle, SchedulerState};
 
 /// A number of seconds: a whole number when whole (`30`, as Python writes an int), else a
 /// fraction (`0.5`).
@@ -66,6 +66,10 @@ pub struct JobJson {
     pub paused: bool,
     /// Whether a fire whose instance died is recorded lost instead of run again.
     pub at_most_once: bool,
+    /// What a fire does when `max_instances` runs are going (`{"policy": "skip"}`:
+    /// APScheduler's).
+    #[schema(value_type = OverlapJson)]
+    pub overlap: Overlap,
 }
 
 impl JobJson {
@@ -91,6 +95,7 @@ impl JobJson {
             coalesce: schedule.coalesce(),
             paused: schedule.paused(),
             at_most_once: schedule.at_most_once(),
+            overlap: schedule.overlap(),
         }
     }
 }
@@ -101,6 +106,108 @@ fn zone_of(trigger: &TriggerSpec, scheduler_zone: Tz) -> Tz {
         TriggerSpec::Cron(t) => t.timezone(),
         TriggerSpec::Date(t) => t.timezone(),
         _ => scheduler_zone,
+    }
+}
+
+/// An overlap policy as the API writes it: `{"policy": "skip"}`, `{"policy": "queue_one"}`,
+/// `{"policy": "allow_all"}`, `{"policy": "queue_all", "limit": N}` or
+/// `{"policy": "cancel_running", "grace": seconds}`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OverlapJson;
+
+impl OverlapJson {
+    fn object(
+        policies: &[&str],
+        setting: Option<(&str, utoipa::openapi::schema::Object)>,
+    ) -> utoipa::openapi::schema::Object {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "policy",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(policies.iter().copied())),
+            )
+            .required("policy")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        if let Some((name, schema)) = setting {
+            object = object.property(name, schema).required(name);
+        }
+        object.build()
+    }
+}
+
+impl utoipa::PartialSchema for OverlapJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(Self::object(&["skip", "queue_one", "allow_all"], None))
+            .item(Self::object(
+                &["queue_all"],
+                Some((
+                    "limit",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(10_000))
+                        .build(),
+                )),
+            ))
+            .item(Self::object(
+                &["cancel_running"],
+                Some((
+                    "grace",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .minimum(Some(0))
+                        .maximum(Some(3600))
+                        .build(),
+                )),
+            ))
+            .description(Some(
+                "What a fire does when max_instances runs are going (skip: APScheduler's)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for OverlapJson {}
+
+/// An overlap policy as a job dict gives it: as the API writes it, or one of the names
+/// `"skip"`, `"queue_one"`, `"allow_all"` alone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OverlapInput;
+
+impl utoipa::PartialSchema for OverlapInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["skip", "queue_one", "allow_all"])),
+            )
+            .item(utoipa::openapi::RefOr::Ref(
+                utoipa::openapi::Ref::from_schema_name("OverlapJson"),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for OverlapInput {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "OverlapJson".to_owned(),
+            <OverlapJson as utoipa::PartialSchema>::schema(),
+        ));
     }
 }
 

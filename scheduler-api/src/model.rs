@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::flask;
 use scheduler_core::trigger::{DateTrigger, TriggerSpec, parse_instant};
-use scheduler_core::{FirstRun, NewSchedule, ScheduleChanges};
+use scheduler_core::{FirstRun, NewSchedule, Overlap, ScheduleChanges};
 
 /// A job dict, as `POST /scheduler/jobs` and `PATCH /scheduler/jobs/{id}` take it: the job's
 /// own keys and, beside them, its trigger's fields (Flask-APScheduler's flattened form).
@@ -64,6 +64,12 @@ pub(crate) struct JobDict {
     /// Record a fire whose instance died as lost instead of running it again.
     #[serde(default)]
     at_most_once: Option<bool>,
+    /// What a fire does when `max_instances` runs are going: `"skip"` (the default, as in
+    /// APScheduler), `"queue_one"`, `"allow_all"`, `{"policy": "queue_all", "limit": N}` or
+    /// `{"policy": "cancel_running", "grace": seconds}`.
+    #[serde(default, deserialize_with = "overlap")]
+    #[schema(value_type = Option<crate::dto::OverlapInput>)]
+    overlap: Option<Overlap>,
     // Accepted for compatibility with Flask-APScheduler configurations; apsched has one
     // store and no executors to choose from.
     #[serde(default, rename = "jobstore")]
@@ -86,7 +92,53 @@ fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 const JOB_KEYS: &str = "id, name, func, args, kwargs, next_run_time, misfire_grace_time, \
-                        coalesce, max_instances, replace_existing, paused, at_most_once";
+                        coalesce, max_instances, replace_existing, paused, at_most_once, overlap";
+
+/// An overlap policy: its name, or an object with its `policy` and settings.
+fn overlap<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Overlap>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Value::String(name)) => match name.as_str() {
+            "skip" => Ok(Some(Overlap::Skip)),
+            "queue_one" => Ok(Some(Overlap::QueueOne)),
+            "allow_all" => Ok(Some(Overlap::AllowAll)),
+            "queue_all" => Err(D::Error::custom(
+                "\"queue_all\" needs its limit: {\"policy\": \"queue_all\", \"limit\": 10}",
+            )),
+            "cancel_running" => Err(D::Error::custom(
+                "\"cancel_running\" needs its grace: {\"policy\": \"cancel_running\", \"grace\": 5}",
+            )),
+            other => Err(D::Error::custom(format!(
+                "unknown policy \"{other}\" (skip, queue_one, queue_all, cancel_running, allow_all)"
+            ))),
+        },
+        Some(Value::Object(object)) => {
+            // Each policy takes its own setting and nothing else.
+            let setting = match object.get("policy").and_then(Value::as_str) {
+                Some("queue_all") => Some("limit"),
+                Some("cancel_running") => Some("grace"),
+                _ => None,
+            };
+            if let Some(unknown) = object
+                .keys()
+                .find(|key| *key != "policy" && Some(key.as_str()) != setting)
+            {
+                return Err(D::Error::custom(format!(
+                    "unknown field `{unknown}` for this policy"
+                )));
+            }
+            serde_json::from_value(Value::Object(object))
+                .map(Some)
+                .map_err(D::Error::custom)
+        }
+        Some(other) => Err(D::Error::custom(format!(
+            "expected a policy name or an object with \"policy\", got {other}"
+        ))),
+    }
+}
 
 impl JobDict {
     fn read(value: Value, what: &str) -> Result<Self> {
@@ -204,6 +256,7 @@ pub struct JobRequest {
     coalesce: Option<bool>,
     max_instances: Option<u32>,
     at_most_once: bool,
+    overlap: Option<Overlap>,
     replace_existing: bool,
 }
 
@@ -253,6 +306,7 @@ impl JobRequest {
             coalesce: dict.coalesce,
             max_instances,
             at_most_once: dict.at_most_once.unwrap_or(false),
+            overlap: dict.overlap,
             replace_existing: dict.replace_existing.unwrap_or(false),
         })
     }
@@ -276,6 +330,7 @@ impl JobRequest {
             .first_run(self.first_run)
             .paused(self.paused)
             .at_most_once(self.at_most_once)
+            .overlap(self.overlap.unwrap_or_default())
             .replace_existing(self.replace_existing);
         if let Some(id) = self.id {
             schedule = schedule.id(id);
@@ -353,6 +408,9 @@ impl JobChanges {
         }
         if let Some(max_instances) = dict.max_instances()? {
             changes = changes.max_instances(max_instances);
+        }
+        if let Some(overlap) = dict.overlap {
+            changes = changes.overlap(overlap);
         }
         if let Some(trigger) = dict.trigger(timezone, now)? {
             changes = changes.trigger(trigger);

@@ -56,6 +56,7 @@ const KEYS: &[&str] = &[
     "triggers",
     "wait",
     "deadline_seconds",
+    "overlap",
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -158,6 +159,20 @@ fn field() -> impl Strategy<Value = (String, Value)> {
                 any::<bool>().prop_map(Value::from).boxed()
             }
             "func" | "job" => Just(Value::from("noop")).boxed(),
+            "overlap" => prop_oneof![
+                proptest::sample::select(vec!["skip", "queue_one", "allow_all", "queue_all", "x"])
+                    .prop_map(Value::from),
+                (
+                    proptest::sample::select(vec!["queue_all", "cancel_running", "skip", "nope"]),
+                    number(),
+                    any::<bool>(),
+                )
+                    .prop_map(|(policy, n, limit)| {
+                        let key = if limit { "limit" } else { "grace" };
+                        serde_json::json!({"policy": policy, key: n})
+                    }),
+            ]
+            .boxed(),
             "args" | "kwargs" | "triggers" => json_value().boxed(),
             "year" | "month" | "day" | "week" | "day_of_week" | "hour" | "minute" | "second" => {
                 prop_oneof![

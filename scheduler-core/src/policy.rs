@@ -135,7 +135,8 @@ pub(crate) fn plan(due: Due<'_>) -> Plan {
     } else {
         catch_up(&due, first, grace, &mut plan)
     };
-    if !plan.run.is_empty() && due.running >= schedule.max_instances {
+    // Fires waiting for a run to end go first: a newer one queues behind them.
+    if !plan.run.is_empty() && (due.running >= schedule.max_instances || due.waiting > 0) {
         overlap(&due, &mut plan);
     }
     if plan.after == After::Unchanged {

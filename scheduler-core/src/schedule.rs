@@ -292,7 +292,7 @@ pub const MAX_CANCEL_GRACE: Duration = Duration::from_secs(3600);
 /// # Ok::<(), apsched::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "snake_case")]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Overlap {
     /// Skipped, and recorded so (APScheduler's `max_instances`): the default.

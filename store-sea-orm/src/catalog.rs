@@ -9,8 +9,10 @@ use sea_orm::{ConnectionTrait, SqlErr};
 
 use crate::ledger::FireRow;
 use crate::sql::rolled_back;
-use crate::sql::{S, read_rows, schedule_from_row, schedule_values};
+use crate::sql::{F, S, WAITING, read_rows, schedule_from_row, schedule_values};
 use crate::{Store, db};
+use scheduler_core::store::FireState;
+use scheduler_core::store::shared::reason;
 
 type CoreResult<T> = scheduler_core::Result<T>;
 
@@ -117,6 +119,23 @@ impl Store {
         Ok(())
     }
 
+    /// Records the fires waiting for a run of a schedule that goes (all schedules: `None`) as
+    /// skipped: nothing will run them.
+    async fn skip_waiting(&self, id: Option<&str>) -> CoreResult<()> {
+        let mut update = Query::update();
+        update
+            .table(self.tables().fires.clone())
+            .value(F::State, FireState::Skipped.as_str())
+            .value(F::Reason, reason::SCHEDULE_REMOVED)
+            .value(F::FinishedAt, self.dialect().now())
+            .and_where(Expr::col(F::State).eq(WAITING));
+        if let Some(id) = id {
+            update.and_where(Expr::col(F::ScheduleId).eq(id));
+        }
+        self.inner.db.execute(&update).await.map_err(db)?;
+        Ok(())
+    }
+
     /// Reads one schedule row; a row that cannot be read is an error naming it.
     pub(crate) async fn versioned(
         &self,
@@ -206,6 +225,7 @@ impl ScheduleCatalog for Store {
     }
 
     async fn remove(&self, id: &str) -> CoreResult<()> {
+        self.skip_waiting(Some(id)).await?;
         let delete = Query::delete()
             .from_table(self.tables().schedules.clone())
             .and_where(Expr::col(S::Id).eq(id))
@@ -226,6 +246,7 @@ impl ScheduleCatalog for Store {
     }
 
     async fn remove_all(&self) -> CoreResult<()> {
+        self.skip_waiting(None).await?;
         let delete = Query::delete()
             .from_table(self.tables().schedules.clone())
             .to_owned();

@@ -13,19 +13,27 @@ use scheduler_core::store::{
 };
 use scheduler_core::{Error as CoreError, Schedule};
 use sea_orm::sea_query::{
-    Alias, CaseStatement, Expr, ExprTrait, Func, Order, Query, SelectStatement,
+    Alias, CaseStatement, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
 
 use crate::ledger::FireRow;
 use crate::sql::read_rows;
 use crate::sql::{
-    COUNTED, F, HELD, S, Transient, duration_micros, in_strings, is_transient, lock_skipping,
-    micros, rolled_back, state, time, transient,
+    COUNTED, F, HELD, S, Transient, WAITING, duration_micros, in_strings, is_transient,
+    lock_skipping, micros, rolled_back, state, time, transient,
 };
 use crate::{Store, db};
 
 type CoreResult<T> = scheduler_core::Result<T>;
+
+/// A schedule's fires that count for its overlap: live (claimed or running, lease not run
+/// out), and waiting for a run to end.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    live: u32,
+    waiting: u32,
+}
 
 /// A due schedule as the claim read it.
 struct Due {
@@ -38,33 +46,164 @@ impl Store {
         duration_micros(self.inner.options.lease)
     }
 
-    /// Live fires (claimed or running, lease not run out) of each of these schedules.
+    /// Live fires (claimed or running, lease not run out) and waiting fires of each of these
+    /// schedules.
     async fn counted(
         &self,
         txn: &DatabaseTransaction,
         ids: Vec<String>,
         now: i64,
-    ) -> Result<HashMap<String, u32>, DbErr> {
-        let mut counts = HashMap::new();
+    ) -> Result<HashMap<String, Counts>, DbErr> {
+        let mut counts: HashMap<String, Counts> = HashMap::new();
         for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+            let live = Expr::col(F::State)
+                .is_in(COUNTED)
+                .and(Expr::col(F::LeaseUntil).gt(now));
             let select = Query::select()
                 .column(F::ScheduleId)
-                .expr_as(Func::count(Expr::col(F::Id)), Alias::new("live"))
+                .column(F::State)
+                .expr_as(Func::count(Expr::col(F::Id)), Alias::new("n"))
                 .from(self.tables().fires.clone())
                 .and_where(in_strings(F::ScheduleId, chunk.iter().cloned()))
-                .and_where(in_strings(F::State, COUNTED))
-                .and_where(Expr::col(F::LeaseUntil).gt(now))
+                .and_where(live.or(Expr::col(F::State).eq(WAITING)))
                 .group_by_col(F::ScheduleId)
+                .group_by_col(F::State)
                 .to_owned();
             for row in txn.query_all(&select).await? {
-                let live: i64 = row.try_get("", "live")?;
-                counts.insert(
-                    row.try_get("", "schedule_id")?,
-                    u32::try_from(live).unwrap_or(u32::MAX),
-                );
+                let n: i64 = row.try_get("", "n")?;
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                let fire_state: String = row.try_get("", "state")?;
+                let entry = counts.entry(row.try_get("", "schedule_id")?).or_default();
+                if fire_state == WAITING {
+                    entry.waiting = entry.waiting.saturating_add(n);
+                } else {
+                    entry.live = entry.live.saturating_add(n);
+                }
             }
         }
         Ok(counts)
+    }
+
+    /// Marks the live fires of these schedules as asked to stop by a newer fire (overlap
+    /// policy cancel_running); their owners learn it at their next lease renewal.
+    async fn ask_to_stop(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: &[&str],
+        now: i64,
+    ) -> Result<(), DbErr> {
+        for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+            let update = Query::update()
+                .table(self.tables().fires.clone())
+                .value(F::CancelAt, now)
+                .and_where(in_strings(F::ScheduleId, chunk.iter().copied()))
+                .and_where(in_strings(F::State, HELD))
+                .and_where(Expr::col(F::CancelAt).is_null())
+                .to_owned();
+            txn.execute(&update).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims waiting fires, oldest first, of schedules that have room again: as many as
+    /// `max_instances` leaves room for, each as a run of its own. The schedules' rows are
+    /// locked (skipping those another instance holds), so two instances never fill one room.
+    async fn claim_waiting(
+        &self,
+        txn: &DatabaseTransaction,
+        claimer: &Claimer<'_>,
+        now: i64,
+        batch: &mut ClaimBatch,
+    ) -> Result<(), DbErr> {
+        let waiting_schedules = Query::select()
+            .distinct()
+            .column(F::ScheduleId)
+            .from(self.tables().fires.clone())
+            .and_where(Expr::col(F::State).eq(WAITING))
+            .and_where(in_strings(F::Job, claimer.jobs.iter().map(|j| &**j)))
+            .limit(u64::try_from(claimer.limit).unwrap_or(u64::MAX))
+            .to_owned();
+        let ids: Vec<String> = txn
+            .query_all(&waiting_schedules)
+            .await?
+            .iter()
+            .map(|row| row.try_get("", "schedule_id"))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut select = self.select_schedules();
+        select
+            .and_where(in_strings(S::Id, ids.iter().cloned()))
+            .and_where(Expr::col(S::Paused).eq(false));
+        lock_skipping(&mut select);
+        let schedules = read_rows(&txn.query_all(&select).await?);
+        if schedules.is_empty() {
+            return Ok(());
+        }
+        let counts = self
+            .counted(
+                txn,
+                schedules
+                    .iter()
+                    .map(|v| v.schedule.id().to_owned())
+                    .collect(),
+                now,
+            )
+            .await?;
+        let lease_until = now.saturating_add(self.lease_micros());
+        let held = if claimer.start_at_once {
+            FireState::Running
+        } else {
+            FireState::Claimed
+        };
+        for v in schedules {
+            let schedule = v.schedule;
+            let live = counts.get(schedule.id()).map_or(0, |c| c.live);
+            let room = schedule.max_instances().saturating_sub(live);
+            if room == 0 {
+                continue;
+            }
+            let oldest = Query::select()
+                .columns([F::Id, F::NominalTime])
+                .from(self.tables().fires.clone())
+                .and_where(Expr::col(F::ScheduleId).eq(schedule.id()))
+                .and_where(Expr::col(F::State).eq(WAITING))
+                .order_by(F::NominalTime, Order::Asc)
+                .limit(u64::from(room))
+                .to_owned();
+            for row in txn.query_all(&oldest).await? {
+                let fire_id: i64 = row.try_get("", "id")?;
+                let nominal: i64 = row.try_get("", "nominal_time")?;
+                let update = Query::update()
+                    .table(self.tables().fires.clone())
+                    .value(F::State, state(held))
+                    .value(F::Owner, claimer.owner)
+                    .value(F::Attempt, 1)
+                    .value(F::LeaseUntil, lease_until)
+                    .value(F::ClaimedAt, now)
+                    .value(
+                        F::StartedAt,
+                        Expr::val((held == FireState::Running).then_some(now)),
+                    )
+                    .value(F::Reason, Expr::val(Value::String(None)))
+                    .and_where(Expr::col(F::Id).eq(fire_id))
+                    .and_where(Expr::col(F::State).eq(WAITING))
+                    .to_owned();
+                if txn.execute(&update).await?.rows_affected() == 1 {
+                    let fire = ClaimedFire::new(
+                        FireToken::new(fire_id.to_string(), 1),
+                        time(Some(nominal)).unwrap_or_default(),
+                        1,
+                        held,
+                    );
+                    batch
+                        .runs
+                        .push(ClaimedRun::new(schedule.clone(), vec![fire]));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Moves schedules to their next run and due times; how many moved. The claim holds their
@@ -164,6 +303,9 @@ impl Store {
             })
             .collect();
         if due.is_empty() {
+            self.claim_waiting(&txn, claimer, now, &mut batch)
+                .await
+                .map_err(db)?;
             txn.commit().await.map_err(db)?;
             return Ok(Some(batch));
         }
@@ -180,13 +322,17 @@ impl Store {
         let plans: Vec<_> = due
             .iter()
             .map(|d| {
-                let running = live.get(d.schedule.id()).copied().unwrap_or(0);
-                planner.plan(DueSchedule::new(&d.schedule, d.due_time, now_time, running))
+                let counts = live.get(d.schedule.id()).copied().unwrap_or_default();
+                planner.plan(
+                    DueSchedule::new(&d.schedule, d.due_time, now_time, counts.live)
+                        .waiting(counts.waiting),
+                )
             })
             .collect();
         let mut rows = Vec::new();
         let mut advanced = Vec::new();
         let mut finished = Vec::new();
+        let mut cancelling = Vec::new();
         for (d, plan) in due.iter().zip(&plans) {
             let last = plan.next_run_time.is_none();
             for (i, &nominal) in plan.run.iter().enumerate() {
@@ -204,6 +350,15 @@ impl Store {
                     .iter()
                     .map(|fire| FireRow::not_run(&d.schedule, fire, Some(claimer.owner))),
             );
+            for &nominal in &plan.queue {
+                let mut row =
+                    FireRow::held(&d.schedule, nominal, FireState::Waiting, claimer.owner);
+                row.reason = Some("waiting for a run of the schedule to end (overlap)".to_owned());
+                rows.push(row);
+            }
+            if plan.cancel {
+                cancelling.push(d.schedule.id());
+            }
             match (plan.next_run_time, plan.next_due_time) {
                 (Some(next), due_time) => advanced.push((
                     d.schedule.id(),
@@ -213,6 +368,8 @@ impl Store {
                 (None, _) => finished.push(d.schedule.id()),
             }
         }
+        // Asked to stop before the new fires are written: only the runs going are.
+        self.ask_to_stop(&txn, &cancelling, now).await.map_err(db)?;
         let written = self.insert_fires(&txn, &rows, now).await.map_err(db)?;
         let expected = advanced.len() + finished.len();
         let changed = self.advance(&txn, &advanced).await.map_err(db)?
@@ -221,6 +378,9 @@ impl Store {
             txn.rollback().await.map_err(db)?;
             return Ok(None);
         }
+        self.claim_waiting(&txn, claimer, now, &mut batch)
+            .await
+            .map_err(db)?;
         txn.commit().await.map_err(db)?;
         for (d, plan) in due.iter().zip(plans) {
             let id: Arc<str> = d.schedule.id().into();
@@ -252,6 +412,11 @@ impl Store {
             for fire in plan.not_run {
                 if written.contains_key(&key(fire.nominal_time)) {
                     batch.not_run.push((Arc::clone(&id), fire));
+                }
+            }
+            for nominal in plan.queue {
+                if written.contains_key(&key(nominal)) {
+                    batch.queued.push((Arc::clone(&id), nominal));
                 }
             }
             if plan.next_run_time.is_none() {
@@ -320,6 +485,7 @@ impl Store {
                 F::Epoch,
                 F::Attempt,
                 F::Owner,
+                F::CancelAt,
             ])
             .from(self.tables().fires.clone())
             .and_where(in_strings(F::State, HELD))
@@ -368,6 +534,17 @@ impl Store {
             let previous: Option<String> = row.try_get("", "owner")?;
             let previous = previous.unwrap_or_else(|| "?".to_owned());
             let started = held_state == state(FireState::Running);
+            let asked_to_stop = row.try_get::<Option<i64>>("", "cancel_at")?.is_some();
+            if asked_to_stop {
+                // A newer fire replaced it (overlap policy cancel_running): not run again.
+                let why = format!(
+                    "asked to stop for a newer fire, and instance {previous} stopped renewing its lease"
+                );
+                if self.mark_lost(&txn, fire_id, epoch, &why, now).await? {
+                    batch.lost.push((schedule.id().into(), nominal_time));
+                }
+                continue;
+            }
             if started && schedule.at_most_once() {
                 if self
                     .mark_lost(&txn, fire_id, epoch, &reason::lost(&previous), now)
@@ -432,8 +609,7 @@ impl Store {
             .await
             .map_err(db)?
             .get(schedule_id)
-            .copied()
-            .unwrap_or(0);
+            .map_or(0, |c| c.live);
         planner.run_now(&schedule, live)?;
         let held = if claimer.start_at_once {
             FireState::Running
@@ -485,6 +661,32 @@ impl FireClaims for Store {
             .and_where(in_strings(F::State, HELD))
             .and_where(in_strings(F::Job, jobs()))
             .to_owned();
+        // A waiting fire whose schedule has room again (fewer live fires than its
+        // max_instances) is due now.
+        let (w, sc, l) = (Alias::new("w"), Alias::new("sc"), Alias::new("l"));
+        let live = Query::select()
+            .expr(Func::count(Expr::col((l.clone(), F::Id))))
+            .from_as(self.tables().fires.clone(), l.clone())
+            .and_where(Expr::col((l.clone(), F::ScheduleId)).equals((w.clone(), F::ScheduleId)))
+            .and_where(Expr::col((l.clone(), F::State)).is_in(COUNTED))
+            .and_where(Expr::col((l, F::LeaseUntil)).gt(self.dialect().now()))
+            .to_owned();
+        let waiting = Query::select()
+            .expr(Func::min(Expr::col((w.clone(), F::NominalTime))))
+            .from_as(self.tables().fires.clone(), w.clone())
+            .join_as(
+                JoinType::InnerJoin,
+                self.tables().schedules.clone(),
+                sc.clone(),
+                Expr::col((sc.clone(), S::Id)).equals((w.clone(), F::ScheduleId)),
+            )
+            .and_where(Expr::col((w.clone(), F::State)).eq(WAITING))
+            .and_where(Expr::col((w, F::Job)).is_in(jobs().map(str::to_owned)))
+            .and_where(Expr::col((sc.clone(), S::Paused)).eq(false))
+            .and_where(
+                Expr::col((sc, S::MaxInstances)).gt(Expr::SubQuery(None, Box::new(live.into()))),
+            )
+            .to_owned();
         let select: SelectStatement = Query::select()
             .expr_as(self.dialect().now(), Alias::new("now"))
             .expr_as(
@@ -494,6 +696,10 @@ impl FireClaims for Store {
             .expr_as(
                 Expr::SubQuery(None, Box::new(lease.into())),
                 Alias::new("lease"),
+            )
+            .expr_as(
+                Expr::SubQuery(None, Box::new(waiting.into())),
+                Alias::new("waiting"),
             )
             .to_owned();
         let row = self
@@ -506,10 +712,12 @@ impl FireClaims for Store {
         let now: i64 = row.try_get("", "now").map_err(db)?;
         let next: Option<i64> = row.try_get("", "next").map_err(db)?;
         let lease: Option<i64> = row.try_get("", "lease").map_err(db)?;
+        let waiting: Option<i64> = row.try_get("", "waiting").map_err(db)?;
         // A lease runs out when the database's clock passes it: one microsecond later.
         let due = next
             .into_iter()
             .chain(lease.map(|l| l.saturating_add(1)))
+            .chain(waiting.map(|_| now))
             .min();
         Ok((time(Some(now)).unwrap_or_default(), time(due)))
     }

@@ -9,7 +9,7 @@ use scheduler_core::store::{ChangeFeed, FireHistory, FireRecord, FireState};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Order, Query, WindowStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
-use crate::sql::{F, HELD, duration_micros, in_strings, time};
+use crate::sql::{F, UNFINISHED, duration_micros, in_strings, time};
 use crate::{Store, db};
 
 type CoreResult<T> = scheduler_core::Result<T>;
@@ -149,7 +149,7 @@ impl FireHistory for Store {
         let age = duration_micros(self.inner.options.keep_fires_for);
         let old = Query::delete()
             .from_table(fires.clone())
-            .and_where(in_strings(F::State, HELD).not())
+            .and_where(in_strings(F::State, UNFINISHED).not())
             .and_where(Expr::col(F::NominalTime).lt(now.saturating_sub(age)))
             .to_owned();
         let old = conn.execute(&old).await.map_err(db)?.rows_affected();
@@ -174,7 +174,7 @@ impl FireHistory for Store {
             .to_owned();
         let extra = Query::delete()
             .from_table(fires)
-            .and_where(in_strings(F::State, HELD).not())
+            .and_where(in_strings(F::State, UNFINISHED).not())
             .and_where(Expr::col(F::Id).in_subquery(beyond))
             .to_owned();
         let extra = conn.execute(&extra).await.map_err(db)?.rows_affected();

@@ -59,8 +59,9 @@ impl FireLeases for Store {
         self.changes_one(&update).await
     }
 
-    async fn renew(&self, owner: &str, fires: &[FireToken]) -> CoreResult<()> {
+    async fn renew(&self, owner: &str, fires: &[FireToken]) -> CoreResult<Vec<FireToken>> {
         let ids: Vec<i64> = fires.iter().filter_map(|f| f.id().parse().ok()).collect();
+        let mut cancelled = Vec::new();
         for chunk in ids.chunks(self.dialect().rows_per_statement()) {
             let update = Query::update()
                 .table(self.tables().fires.clone())
@@ -70,8 +71,22 @@ impl FireLeases for Store {
                 .and_where(Expr::col(F::Id).is_in(chunk.iter().copied()))
                 .to_owned();
             self.inner.db.execute(&update).await.map_err(db)?;
+            // The ones a newer fire asked to stop (overlap policy cancel_running).
+            let asked = Query::select()
+                .columns([F::Id, F::Epoch])
+                .from(self.tables().fires.clone())
+                .and_where(Expr::col(F::Owner).eq(owner))
+                .and_where(in_strings(F::State, HELD))
+                .and_where(Expr::col(F::Id).is_in(chunk.iter().copied()))
+                .and_where(Expr::col(F::CancelAt).is_not_null())
+                .to_owned();
+            for row in self.inner.db.query_all(&asked).await.map_err(db)? {
+                let id: i64 = row.try_get("", "id").map_err(db)?;
+                let epoch: i64 = row.try_get("", "epoch").map_err(db)?;
+                cancelled.push(FireToken::new(id.to_string(), epoch));
+            }
         }
-        Ok(())
+        Ok(cancelled)
     }
 
     async fn finish(

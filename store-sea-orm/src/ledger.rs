@@ -104,7 +104,10 @@ impl Store {
                     held.then_some(lease_until).into(),
                     now.into(),
                     (row.state == FireState::Running).then_some(now).into(),
-                    (!held).then_some(now).into(),
+                    // A waiting fire has not ended: it has not even begun.
+                    (!held && row.state != FireState::Waiting)
+                        .then_some(now)
+                        .into(),
                 ];
                 insert.values_panic(values.map(Expr::val));
             }

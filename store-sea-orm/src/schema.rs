@@ -36,9 +36,14 @@ pub(crate) struct Migrator {
 
 impl MigratorTraitSelf for Migrator {
     fn migrations(&self) -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables {
-            prefix: self.prefix.clone(),
-        })]
+        vec![
+            Box::new(CreateTables {
+                prefix: self.prefix.clone(),
+            }),
+            Box::new(AddOverlap {
+                prefix: self.prefix.clone(),
+            }),
+        ]
     }
 
     fn migration_table_name(&self) -> DynIden {
@@ -65,6 +70,47 @@ impl MigrationTrait for CreateTables {
         let dialect = Dialect::of(connection.get_database_backend());
         for statement in create_tables(dialect, &self.prefix) {
             connection.execute_unprepared(&statement).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Overlap policies: a schedule's policy, and a live fire's cancellation request.
+struct AddOverlap {
+    prefix: String,
+}
+
+impl MigrationName for AddOverlap {
+    fn name(&self) -> &str {
+        "m20261207_000002_add_overlap"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddOverlap {
+    #[allow(elided_lifetimes_in_paths)]
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let connection = manager.get_connection();
+        let dialect = Dialect::of(connection.get_database_backend());
+        let text = if dialect == Dialect::MySql {
+            "LONGTEXT"
+        } else {
+            "TEXT"
+        };
+        let p = &self.prefix;
+        // Each column only if it is not there yet: an instance that raced another, or died
+        // half-way, runs this again.
+        for (table, column, kind) in [
+            ("schedules", "overlap", text),
+            ("fires", "cancel_at", "BIGINT"),
+        ] {
+            if !manager.has_column(&format!("{p}{table}"), column).await? {
+                connection
+                    .execute_unprepared(&format!(
+                        "ALTER TABLE {p}{table} ADD COLUMN {column} {kind}"
+                    ))
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use scheduler_core::store::{FireState, ScheduleWrite, Versioned};
 use scheduler_core::trigger::TriggerSpec;
-use scheduler_core::{Schedule, ScheduleOptions};
+use scheduler_core::{Overlap, Schedule, ScheduleOptions};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, SelectStatement};
 use sea_orm::{DbBackend, DbErr, DeriveIden, QueryResult, Value};
 
@@ -30,11 +30,13 @@ pub(crate) enum S {
     DueTime,
     PausedFrom,
     Version,
+    /// The overlap policy, as JSON; NULL: skip (APScheduler's).
+    Overlap,
 }
 
 impl S {
     /// Every column a schedule is read from.
-    pub(crate) const ALL: [Self; 14] = [
+    pub(crate) const ALL: [Self; 15] = [
         Self::Id,
         Self::Name,
         Self::Job,
@@ -49,6 +51,7 @@ impl S {
         Self::DueTime,
         Self::PausedFrom,
         Self::Version,
+        Self::Overlap,
     ];
 }
 
@@ -71,6 +74,9 @@ pub(crate) enum F {
     StartedAt,
     FinishedAt,
     Error,
+    /// When a newer fire asked this live one to stop (overlap policy cancel_running); its
+    /// owner learns it when it renews its lease.
+    CancelAt,
 }
 
 /// The backend, for what sea-query does not write for us.
@@ -141,6 +147,12 @@ pub(crate) const HELD: [&str; 3] = ["claimed", "queued", "running"];
 /// one, as part of its run).
 pub(crate) const COUNTED: [&str; 2] = ["claimed", "running"];
 
+/// A fire waiting for a run of its schedule to end, held by no instance.
+pub(crate) const WAITING: &str = "waiting";
+
+/// The states pruning never deletes: fires that are still to run or running.
+pub(crate) const UNFINISHED: [&str; 4] = ["claimed", "queued", "running", WAITING];
+
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -191,6 +203,14 @@ pub(crate) fn schedule_values(write: &ScheduleWrite) -> Result<Vec<(S, Value)>, 
         (S::NextRunTime, schedule.next_run_time().map(micros).into()),
         (S::DueTime, write.due_time.map(micros).into()),
         (S::PausedFrom, schedule.paused_from().map(micros).into()),
+        (
+            S::Overlap,
+            match schedule.overlap() {
+                Overlap::Skip => None,
+                overlap => Some(serde_json::to_string(&overlap).unwrap_or_default()),
+            }
+            .into(),
+        ),
     ])
 }
 
@@ -217,6 +237,11 @@ pub(crate) fn schedule_from_row(row: &QueryResult) -> Result<Versioned, Error> {
     options.max_instances = u32::try_from(max_instances).unwrap_or(1);
     options.paused = row.try_get("", "paused")?;
     options.at_most_once = row.try_get("", "at_most_once")?;
+    let overlap: Option<String> = row.try_get("", "overlap")?;
+    if let Some(overlap) = overlap {
+        options.overlap =
+            serde_json::from_str(&overlap).map_err(|e| corrupt(format!("overlap: {e}")))?;
+    }
     let next: Option<i64> = row.try_get("", "next_run_time")?;
     let paused_from: Option<i64> = row.try_get("", "paused_from")?;
     let schedule = Schedule::from_parts(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::run::{Fires, RunFire, RunTask, ScheduleRuntime};
+use super::runs::RunControl;
 use super::state::Shared;
 use crate::event::Event;
 use crate::fires::{NotRun, NotRunFire, SkipReason};
@@ -116,32 +117,47 @@ pub(super) fn enqueue(
 /// Asks the runs going to stop (overlap policy `CancelRunning`): their tokens fire now, and
 /// they are cut off when `grace` is over.
 pub(super) fn cancel_going(runtime: &ScheduleRuntime, grace: std::time::Duration) {
-    let shared = &runtime.shared;
     for (run_id, nominal_time, control) in runtime.runs.controlled() {
-        if control.cancel.is_cancelled() {
-            continue;
-        }
-        tracing::info!(
-            schedule_id = %runtime.context.schedule_id,
-            %nominal_time,
-            ?grace,
-            "run asked to stop for a newer fire"
-        );
-        shared.emit(|| Event::Cancelled {
+        let run = crate::event::RunSummary {
             schedule_id: Arc::clone(&runtime.context.schedule_id),
             run_id,
             nominal_time,
-        });
-        control.cancel.cancel();
-        let abort = control.abort;
-        // Not on the tracker: shutdown does not wait for a grace.
-        tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(grace) => abort.cancel(),
-                () = abort.cancelled() => {}
-            }
-        });
+        };
+        cancel_run(&runtime.shared, run, &control, grace);
     }
+}
+
+/// Asks one run to stop for a newer fire: its token fires now, and it is cut off when `grace`
+/// is over. Nothing when it was asked already.
+pub(super) fn cancel_run(
+    shared: &Shared,
+    run: crate::event::RunSummary,
+    control: &RunControl,
+    grace: std::time::Duration,
+) {
+    if control.cancel.is_cancelled() {
+        return;
+    }
+    tracing::info!(
+        schedule_id = %run.schedule_id,
+        nominal_time = %run.nominal_time,
+        ?grace,
+        "run asked to stop for a newer fire"
+    );
+    shared.emit(|| Event::Cancelled {
+        schedule_id: run.schedule_id,
+        run_id: run.run_id,
+        nominal_time: run.nominal_time,
+    });
+    control.cancel.cancel();
+    let abort = control.abort.clone();
+    // Not on the tracker: shutdown does not wait for a grace.
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(grace) => abort.cancel(),
+            () = abort.cancelled() => {}
+        }
+    });
 }
 
 /// Announces each fire of a counted run as submitted.

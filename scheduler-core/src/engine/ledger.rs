@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::runs::RunControl;
 use super::state::Shared;
 use crate::error::error_chain;
 use crate::event::{AbortedRun, Event, RunSummary};
+use crate::schedule::Schedule;
 use crate::store::{ClaimedFire, FireOutcome, FireState, FireToken, SharedStore};
 
 /// The longest wait between attempts while the store fails.
@@ -21,6 +23,10 @@ struct Holding {
     started: bool,
     /// Its schedule is at most once: cut off, it is not run again.
     at_most_once: bool,
+    /// Its schedule's overlap policy queues fires: when it ends, one of them may run.
+    wakes: bool,
+    /// Its run's control and grace, when its overlap policy may cancel it.
+    cancel: Option<(RunControl, Duration)>,
 }
 
 pub(crate) struct Ledger {
@@ -46,22 +52,33 @@ impl Ledger {
     }
 
     /// This instance holds `fire` from its claim on: its lease is renewed until let go.
-    pub(crate) fn hold(&self, fire: &ClaimedFire, summary: RunSummary, at_most_once: bool) {
+    pub(crate) fn hold(&self, fire: &ClaimedFire, summary: RunSummary, schedule: &Schedule) {
         let started = fire.state == FireState::Running;
         let holding = Holding {
             summary,
             started,
-            at_most_once,
+            at_most_once: schedule.at_most_once,
+            wakes: schedule.overlap.queue_limit() > 0,
+            cancel: None,
         };
         self.lock().insert(fire.token.clone(), holding);
     }
 
-    fn let_go(&self, token: &FireToken) {
+    /// The control of the run that holds `fire`, for a cancellation the store passes on.
+    pub(crate) fn watch(&self, fire: &FireToken, control: RunControl, grace: Duration) {
+        if let Some(holding) = self.lock().get_mut(fire) {
+            holding.cancel = Some((control, grace));
+        }
+    }
+
+    /// Lets go of a fire; whether its schedule queues fires (one may run now).
+    fn let_go(&self, token: &FireToken) -> bool {
         let mut held = self.lock();
-        held.remove(token);
+        let wakes = held.remove(token).is_some_and(|h| h.wakes);
         if held.is_empty() {
             self.emptied.notify_waiters();
         }
+        wakes
     }
 
     fn is_empty(&self) -> bool {
@@ -169,7 +186,10 @@ impl Ledger {
             }
             delay = (delay * 2).min(MAX_BACKOFF);
         };
-        self.let_go(&fire.token);
+        if self.let_go(&fire.token) {
+            // A fire of its schedule may be waiting for this one: claim it now.
+            shared.wake.notify_one();
+        }
         recorded
     }
 
@@ -195,20 +215,31 @@ impl Ledger {
                     () = shared.cancel.cancelled(), if !shared.is_stopping() => continue,
                     () = tokio::time::sleep(every) => {}
                 }
-                if let Err(error) = ledger.renew().await {
+                if let Err(error) = ledger.renew(&shared).await {
                     tracing::warn!(error = %error_chain(&error), "renewing leases failed; fires held here may be taken over");
                 }
             }
         });
     }
 
-    /// Renews the leases of every held fire now.
-    pub(crate) async fn renew(&self) -> crate::Result<()> {
+    /// Renews the leases of every held fire now, and cancels the runs of those a newer fire
+    /// asked to stop.
+    pub(crate) async fn renew(&self, shared: &Shared) -> crate::Result<()> {
         let held: Vec<FireToken> = self.lock().keys().cloned().collect();
         if held.is_empty() {
             return Ok(());
         }
-        self.store.renew(&self.owner, &held).await
+        let cancelled = self.store.renew(&self.owner, &held).await?;
+        for token in cancelled {
+            let run = self.lock().get(&token).and_then(|holding| {
+                let (control, grace) = holding.cancel.clone()?;
+                Some((holding.summary.clone(), control, grace))
+            });
+            if let Some((summary, control, grace)) = run {
+                super::dispatch::cancel_run(shared, summary, &control, grace);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ use super::state::Shared;
 use crate::error::{Error, Result, error_chain};
 use crate::event::{AbortedRun, Event, RunSummary};
 use crate::fires::FireRecord;
-use crate::schedule::Schedule;
+use crate::schedule::{Overlap, Schedule};
 use crate::store::{
     ClaimBatch, ClaimedRun, Claimer, OnConflict, Planner, ScheduleWrite, SharedStore,
 };
@@ -135,9 +135,14 @@ impl SharedTimetable {
     pub(crate) async fn wake(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let wait = self.next_wait().await;
         let store = Arc::clone(&self.store);
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             if !wait.is_zero() {
-                store.wait_for_change(wait).await;
+                // A fire held here ended and one of its schedule may wait: look at once.
+                tokio::select! {
+                    () = store.wait_for_change(wait) => {}
+                    () = shared.wake.notified() => {}
+                }
             }
         })
     }
@@ -200,7 +205,7 @@ impl SharedTimetable {
             // While the store was away the leases of fires held here may have run out: renew
             // them before looking for expired fires, so this instance does not take over (and
             // run again) a fire it ran itself and is still reporting.
-            if let Err(error) = self.ledger.renew().await {
+            if let Err(error) = self.ledger.renew(&self.shared).await {
                 self.store_failed("renew leases", &error);
                 return;
             }
@@ -240,6 +245,13 @@ impl SharedTimetable {
         for schedule_id in batch.finished {
             self.shared.emit(|| Event::Removed { schedule_id });
         }
+        for (schedule_id, nominal_time) in batch.queued {
+            tracing::info!(%schedule_id, %nominal_time, "fire waits: max_instances runs are going");
+            self.shared.emit(|| Event::Queued {
+                schedule_id,
+                nominal_time,
+            });
+        }
         let runs: Vec<RunTask> = batch
             .runs
             .into_iter()
@@ -265,14 +277,15 @@ impl SharedTimetable {
                     run_id,
                     nominal_time: held.nominal_time,
                 };
-                self.ledger
-                    .hold(held, summary, claimed.schedule.at_most_once);
+                self.ledger.hold(held, summary, &claimed.schedule);
                 RunFire {
                     nominal_time: held.nominal_time,
                     run_id,
                 }
             })
             .collect();
+        let first = fires.as_slice().first().map(|f| f.run_id);
+        let tokens: Vec<_> = claimed.fires.iter().map(|f| f.token.clone()).collect();
         let runtime = ScheduleRuntime::claimed(
             &self.shared,
             &claimed.schedule,
@@ -280,7 +293,17 @@ impl SharedTimetable {
             Arc::clone(&self.ledger),
             claimed.fires.into_boxed_slice(),
         );
-        dispatch::submit(&runtime, fires)
+        let run = dispatch::submit(&runtime, fires);
+        // Its owner cancels the run when the store says a newer fire asked it to stop.
+        if let (Overlap::CancelRunning { grace }, Some(run_id)) = (claimed.schedule.overlap, first)
+        {
+            if let Some(control) = runtime.runs.control(run_id) {
+                for token in &tokens {
+                    self.ledger.watch(token, control.clone(), grace);
+                }
+            }
+        }
+        run
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<Schedule>> {

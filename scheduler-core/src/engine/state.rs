@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono_tz::Tz;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     /// The scheduler-wide layers, for jobs given as values (registered ones are wrapped
     /// already).
     pub(crate) layer: Option<JobLayer>,
+    /// Wakes a shared store's timetable: a held fire ended, and a fire of its schedule may
+    /// be waiting for it.
+    pub(crate) wake: Notify,
     pub(crate) timezone: Tz,
     pub(crate) concurrency: Option<Arc<Semaphore>>,
     pub(crate) tracker: TaskTracker,
@@ -121,6 +124,7 @@ impl Shared {
             state: settings.state,
             jobs: settings.jobs,
             layer: settings.layer,
+            wake: Notify::new(),
             timezone: settings.timezone,
             concurrency: settings
                 .max_concurrency

@@ -313,6 +313,8 @@ pub struct ClaimBatch {
     pub lost: Vec<(Arc<str>, DateTime<Utc>)>,
     /// Schedules whose trigger has no more fires; the claim deleted them.
     pub finished: Vec<Arc<str>>,
+    /// Fires the claim recorded waiting for a run of their schedule to end.
+    pub queued: Vec<(Arc<str>, DateTime<Utc>)>,
     /// True when the claim took as many as it was allowed (or gave up on a conflict): more
     /// may be due.
     pub more: bool,
@@ -326,6 +328,7 @@ impl ClaimBatch {
             && self.not_run.is_empty()
             && self.lost.is_empty()
             && self.finished.is_empty()
+            && self.queued.is_empty()
     }
 }
 
@@ -454,16 +457,22 @@ pub trait FireClaims: Send + Sync + Debug + 'static {
     async fn now(&self) -> Result<DateTime<Utc>>;
 
     /// The store's clock now, and when an instance that runs `jobs` next has something to do:
-    /// the earliest due time of such a schedule, or the earliest lease of a live fire of one
-    /// to run out (a dead instance's fire is taken over then).
+    /// the earliest due time of such a schedule, the earliest lease of a live fire of one to
+    /// run out (a dead instance's fire is taken over then), or now when a waiting fire's
+    /// schedule has room.
     async fn next_due(&self, jobs: &[Arc<str>]) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>)>;
 
     /// Claims up to `claimer.limit` due schedules of `claimer.jobs`, in one atomic step per
-    /// schedule: reads each with its due time and live fires, records what
+    /// schedule: reads each with its due time, live fires and waiting fires, records what
     /// [`Planner::plan`] returns for it (the runs for `claimer.owner` at epoch 1 with a lease,
-    /// the fires that do not run with their reason), and moves the schedule on to the plan's
-    /// next run time (or deletes it). A fire that already has a row is neither recorded nor
-    /// run again. Paused schedules and schedules of other jobs are never due.
+    /// the fires that do not run with their reason, the fires that wait as
+    /// [`FireState::Waiting`], and the cancellation of its live fires when the plan says
+    /// [`cancel`](FirePlan::cancel)), and moves the schedule on to the plan's next run time
+    /// (or deletes it). A fire that already has a row is neither recorded nor run again.
+    /// Paused schedules and schedules of other jobs are never due.
+    ///
+    /// In the same step it claims waiting fires, oldest first, of schedules that have room
+    /// again (fewer live fires than `max_instances`), each as a run of its own.
     async fn claim_due(&self, claimer: &Claimer<'_>, planner: &Planner) -> Result<ClaimBatch>;
 
     /// Takes over up to `claimer.limit` live fires of `claimer.jobs` whose lease ran out: for
@@ -493,7 +502,10 @@ pub trait FireLeases: Send + Sync + Debug + 'static {
     async fn start(&self, owner: &str, fire: &FireToken) -> Result<bool>;
 
     /// Renews the leases of these live fires of `owner`; fires it no longer holds are left.
-    async fn renew(&self, owner: &str, fires: &[FireToken]) -> Result<()>;
+    /// Returns those of them that a newer fire asked to stop
+    /// ([`FirePlan::cancel`], overlap policy [`Overlap::CancelRunning`]): the owner cancels
+    /// their runs.
+    async fn renew(&self, owner: &str, fires: &[FireToken]) -> Result<Vec<FireToken>>;
 
     /// Records how a fire ended (or hands it back, see [`FireOutcome`]); `false`, and nothing
     /// written, when it changed hands.

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::context::JobContext;
 use crate::error::Error;
 use crate::fires::{FireRecord, FireState, NotRun, SkipReason};
-use crate::schedule::{NewSchedule, Schedule, ScheduleOptions};
+use crate::schedule::{NewSchedule, Overlap, Schedule, ScheduleOptions};
 use crate::scheduler::Scheduler;
 use crate::store::shared::reason;
 use crate::store::{
@@ -53,6 +53,8 @@ where
     claims_record_coalesced_and_missed_fires(&make_store(LEASE).await).await;
     a_catch_up_is_one_run_whose_later_fires_queue(&make_store(LEASE).await).await;
     max_instances_counts_live_fires_across_instances(&make_store(LEASE).await).await;
+    queued_fires_wait_and_are_claimed_when_there_is_room(&make_store(LEASE).await).await;
+    cancelled_fires_are_told_to_their_owner_and_not_run_again(&make_store(LEASE).await).await;
     paused_schedules_and_other_jobs_are_never_claimed(&make_store(LEASE).await).await;
     a_fire_already_recorded_is_not_run_again(&make_store(LEASE).await).await;
     an_expired_lease_is_taken_over_and_the_stale_owner_fenced(&make_store(LEASE).await).await;
@@ -504,6 +506,156 @@ async fn max_instances_counts_live_fires_across_instances(store: &impl SharedSto
             .await
             .expect("finish")
     );
+}
+
+/// Every second from `first`, with an overlap policy.
+fn with_overlap(id: &str, first: DateTime<Utc>, overlap: Overlap) -> Schedule {
+    let mut schedule = every_second(id, first);
+    schedule.overlap = overlap;
+    schedule
+}
+
+async fn queued_fires_wait_and_are_claimed_when_there_is_room(store: &impl SharedStore) {
+    let first = now(store).await - TimeDelta::milliseconds(900);
+    insert(store, vec![with_overlap("q", first, Overlap::QueueOne)]).await;
+    let held = only_fire(&claim(store, "a").await, "the first fire");
+    // The next fire comes due while "a" runs the first: it waits, held by no one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = first + TimeDelta::seconds(1);
+    let batch = claim(store, "b").await;
+    assert!(fires(&batch).is_empty(), "{batch:?}");
+    assert_eq!(batch.queued, vec![("q".into(), second)], "{batch:?}");
+    let waiting = record(store, "q", second).await;
+    assert_eq!(waiting.state, FireState::Waiting);
+    // Not due while the first runs (its lease renewed); a third fire finds the queue full.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        store
+            .renew("a", std::slice::from_ref(&held.token))
+            .await
+            .expect("renew");
+    }
+    let third = second + TimeDelta::seconds(1);
+    let batch = claim(store, "b").await;
+    assert!(fires(&batch).is_empty(), "{batch:?}");
+    assert!(
+        batch.not_run.iter().any(|(_, f)| f.nominal_time == third
+            && f.reason == NotRun::Skipped(SkipReason::QueueFull { limit: 1 })),
+        "{batch:?}"
+    );
+    // The first ends: the waiting fire is due now, and whoever claims gets it as a run.
+    assert!(
+        store
+            .finish("a", &held.token, &FireOutcome::Succeeded)
+            .await
+            .expect("finish")
+    );
+    let (clock, due) = store.next_due(&jobs()).await.expect("next_due");
+    assert!(
+        due.is_some_and(|due| due <= clock),
+        "due now: {due:?} at {clock}"
+    );
+    let batch = claim(store, "c").await;
+    let claimed = only_fire(&batch, "the waiting fire");
+    assert_eq!(claimed.nominal_time, second);
+    assert_eq!(claimed.token.epoch(), 1);
+    let taken = record(store, "q", second).await;
+    assert_eq!(taken.owner.as_deref(), Some("c"));
+    assert!(taken.state.is_live(), "{taken:?}");
+    // One at a time: with it live, nothing else of "q" is claimed.
+    assert!(fires(&claim(store, "d").await).is_empty());
+    // A removed schedule's waiting fires are recorded skipped.
+    let later = now(store).await - TimeDelta::milliseconds(50);
+    insert(
+        store,
+        vec![with_overlap("gone", later, Overlap::QueueAll { limit: 3 })],
+    )
+    .await;
+    let busy = only_fire(&claim(store, "a").await, "gone's first");
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(550)).await;
+        store
+            .renew("a", std::slice::from_ref(&busy.token))
+            .await
+            .expect("renew");
+    }
+    let batch = claim(store, "b").await;
+    assert_eq!(batch.queued.len(), 1, "{batch:?}");
+    store.remove("gone").await.expect("remove");
+    let waited = record(store, "gone", later + TimeDelta::seconds(1)).await;
+    assert_eq!(waited.state, FireState::Skipped);
+    assert_eq!(waited.reason.as_deref(), Some(reason::SCHEDULE_REMOVED));
+    store
+        .finish("a", &busy.token, &FireOutcome::Succeeded)
+        .await
+        .expect("finish");
+}
+
+async fn cancelled_fires_are_told_to_their_owner_and_not_run_again(store: &impl SharedStore) {
+    let first = now(store).await - TimeDelta::milliseconds(900);
+    let cancel = Overlap::CancelRunning {
+        grace: Duration::from_secs(1),
+    };
+    insert(store, vec![with_overlap("c", first, cancel)]).await;
+    let held = only_fire(&claim(store, "a").await, "the first fire");
+    assert!(
+        store
+            .renew("a", std::slice::from_ref(&held.token))
+            .await
+            .expect("renew")
+            .is_empty(),
+        "not asked to stop yet"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = first + TimeDelta::seconds(1);
+    let batch = claim(store, "b").await;
+    assert_eq!(batch.queued, vec![("c".into(), second)], "{batch:?}");
+    // "a" learns at its next renewal that a newer fire asked its run to stop.
+    assert_eq!(
+        store
+            .renew("a", std::slice::from_ref(&held.token))
+            .await
+            .expect("renew"),
+        vec![held.token.clone()]
+    );
+    assert!(
+        store
+            .finish("a", &held.token, &FireOutcome::Succeeded)
+            .await
+            .expect("finish")
+    );
+    let replacement = only_fire(&claim(store, "b").await, "the newer fire");
+    assert_eq!(replacement.nominal_time, second);
+    // A fire asked to stop whose instance died is not run again: it is recorded lost.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(550)).await;
+        store
+            .renew("b", std::slice::from_ref(&replacement.token))
+            .await
+            .expect("renew");
+    }
+    let third = second + TimeDelta::seconds(1);
+    let batch = claim(store, "c").await;
+    assert_eq!(batch.queued, vec![("c".into(), third)], "{batch:?}");
+    // "b" dies holding the second: its lease runs out.
+    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
+    let taken = store
+        .take_over(&Claimer::new("d", &jobs(), 100))
+        .await
+        .expect("take_over");
+    assert!(fires(&taken).is_empty(), "{taken:?}");
+    assert!(taken.lost.iter().any(|(_, t)| *t == second), "{taken:?}");
+    let lost = record(store, "c", second).await;
+    assert_eq!(lost.state, FireState::Lost);
+    assert!(
+        lost.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("asked to stop for a newer fire")),
+        "{lost:?}"
+    );
+    // And the third, waiting for it, runs.
+    let third_run = only_fire(&claim(store, "d").await, "the third");
+    assert_eq!(third_run.nominal_time, third);
 }
 
 async fn paused_schedules_and_other_jobs_are_never_claimed(store: &impl SharedStore) {
