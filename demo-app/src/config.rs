@@ -1,4 +1,5 @@
-//! Configuration from the environment; a bad value is one clear line and a non-zero exit.
+//! Configuration from flags and the environment (each flag has its variable; `--help` lists
+//! them); a bad value is one clear line and a non-zero exit.
 
 use std::fmt;
 use std::time::Duration;
@@ -86,7 +87,74 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A variable with a value the demo cannot use.
+/// The demo's settings as given: each flag, or else its environment variable. Checked by
+/// [`Config::from_args`].
+#[derive(Clone, Debug, Default, clap::Parser)]
+#[command(
+    name = "demo-app",
+    version,
+    about = "The article's demo: a database row every 30 s (the first at once) while the web \
+             server answers, with the scheduler's REST API, dashboard and metrics."
+)]
+pub struct Args {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "HOST")]
+    pub host: Option<String>,
+    /// Port to listen on [default: 5000]
+    #[arg(long, env = "PORT")]
+    pub port: Option<String>,
+    /// sqlite://FILE (created if missing), postgres://... or mysql://... (MariaDB too)
+    /// [default: sqlite://demo.db]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// database: the schedule lives in DATABASE_URL's database, shared by every instance;
+    /// memory: this process only, so every process runs every update [default: database]
+    #[arg(long, env = "SCHEDULER_STORE")]
+    pub scheduler_store: Option<String>,
+    /// Seconds an instance that dies holds the fire it was running before another instance
+    /// runs it again [default: 30]
+    #[arg(long, env = "SCHEDULER_LEASE_SECS")]
+    pub scheduler_lease_secs: Option<String>,
+    /// The zone naive date-times and cron fields posted to the API are read in [default: UTC]
+    #[arg(long, env = "SCHEDULER_TIMEZONE")]
+    pub scheduler_timezone: Option<String>,
+    /// Seconds between updates; the first is at start [default: 30]
+    #[arg(long, env = "UPDATE_INTERVAL_SECS")]
+    pub update_interval_secs: Option<String>,
+    /// With it, /scheduler requires `Authorization: Bearer <token>`; without it the API (and
+    /// the dashboard) is read-only
+    #[arg(long, env = "SCHEDULER_API_TOKEN", hide_env_values = true)]
+    pub scheduler_api_token: Option<String>,
+    /// After SIGTERM or Ctrl-C, seconds requests in flight and a running update get before
+    /// they are cut off (0 to 3600) [default: 8]
+    #[arg(long, env = "SHUTDOWN_DEADLINE_SECS")]
+    pub shutdown_deadline_secs: Option<String>,
+    /// axum or warp, when both are compiled in [default: axum]
+    #[arg(long, env = "DEMO_FRAMEWORK")]
+    pub demo_framework: Option<String>,
+}
+
+impl Args {
+    /// The value given for a setting, by its variable's name.
+    #[must_use]
+    pub fn get(&self, variable: &str) -> Option<String> {
+        match variable {
+            "HOST" => self.host.clone(),
+            "PORT" => self.port.clone(),
+            "DATABASE_URL" => self.database_url.clone(),
+            "SCHEDULER_STORE" => self.scheduler_store.clone(),
+            "SCHEDULER_LEASE_SECS" => self.scheduler_lease_secs.clone(),
+            "SCHEDULER_TIMEZONE" => self.scheduler_timezone.clone(),
+            "UPDATE_INTERVAL_SECS" => self.update_interval_secs.clone(),
+            "SCHEDULER_API_TOKEN" => self.scheduler_api_token.clone(),
+            "SHUTDOWN_DEADLINE_SECS" => self.shutdown_deadline_secs.clone(),
+            "DEMO_FRAMEWORK" => self.demo_framework.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// A setting with a value the demo cannot use.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError {
     variable: &'static str,
@@ -96,20 +164,26 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?}: {}", self.variable, self.value, self.reason)
+        // The flag is the variable's name in kebab case: PORT and --port.
+        let flag = self.variable.to_ascii_lowercase().replace('_', "-");
+        write!(
+            f,
+            "{}={:?} (--{flag}): {}",
+            self.variable, self.value, self.reason
+        )
     }
 }
 
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads the environment.
+    /// Checks the settings given as flags or variables.
     ///
     /// # Errors
     ///
-    /// The first variable with a value that cannot be used, and why.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// The first setting with a value that cannot be used, and why.
+    pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| args.get(name))
     }
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
@@ -337,41 +411,47 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let cases = [
-            (("PORT", "abc"), "PORT=\"abc\": not a port number (1-65535)"),
-            (("PORT", "0"), "PORT=\"0\": not a port number (1-65535)"),
+            (
+                ("PORT", "abc"),
+                "PORT=\"abc\" (--port): not a port number (1-65535)",
+            ),
+            (
+                ("PORT", "0"),
+                "PORT=\"0\" (--port): not a port number (1-65535)",
+            ),
             (
                 ("UPDATE_INTERVAL_SECS", "0"),
-                "UPDATE_INTERVAL_SECS=\"0\": must be a whole number of seconds, from 1 to a year",
+                "UPDATE_INTERVAL_SECS=\"0\" (--update-interval-secs): must be a whole number of seconds, from 1 to a year",
             ),
             (
                 ("UPDATE_INTERVAL_SECS", "1.5"),
-                "UPDATE_INTERVAL_SECS=\"1.5\": must be a whole number of seconds, from 1 to a year",
+                "UPDATE_INTERVAL_SECS=\"1.5\" (--update-interval-secs): must be a whole number of seconds, from 1 to a year",
             ),
             (
                 ("DATABASE_URL", "oracle://x"),
-                "DATABASE_URL=\"oracle://x\": expected a sqlite://, postgres:// or mysql:// URL \
+                "DATABASE_URL=\"oracle://x\" (--database-url): expected a sqlite://, postgres:// or mysql:// URL \
                  (mysql:// for MariaDB too)",
             ),
             (
                 ("DEMO_FRAMEWORK", "rocket"),
-                "DEMO_FRAMEWORK=\"rocket\": expected axum or warp",
+                "DEMO_FRAMEWORK=\"rocket\" (--demo-framework): expected axum or warp",
             ),
             (
                 ("SCHEDULER_STORE", "redis"),
-                "SCHEDULER_STORE=\"redis\": expected database (the schedule in DATABASE_URL, \
+                "SCHEDULER_STORE=\"redis\" (--scheduler-store): expected database (the schedule in DATABASE_URL, \
                  shared by every instance) or memory (this process only)",
             ),
             (
                 ("SCHEDULER_LEASE_SECS", "0"),
-                "SCHEDULER_LEASE_SECS=\"0\": must be a whole number of seconds, from 1 to 3600",
+                "SCHEDULER_LEASE_SECS=\"0\" (--scheduler-lease-secs): must be a whole number of seconds, from 1 to 3600",
             ),
             (
                 ("SCHEDULER_TIMEZONE", "Mars/Olympus"),
-                "SCHEDULER_TIMEZONE=\"Mars/Olympus\": unknown time zone \"Mars/Olympus\" (expected an IANA name such as \"Europe/Berlin\")",
+                "SCHEDULER_TIMEZONE=\"Mars/Olympus\" (--scheduler-timezone): unknown time zone \"Mars/Olympus\" (expected an IANA name such as \"Europe/Berlin\")",
             ),
             (
                 ("SHUTDOWN_DEADLINE_SECS", "-1"),
-                "SHUTDOWN_DEADLINE_SECS=\"-1\": must be a number of seconds, from 0 to 3600",
+                "SHUTDOWN_DEADLINE_SECS=\"-1\" (--shutdown-deadline-secs): must be a number of seconds, from 0 to 3600",
             ),
         ];
         for ((name, value), message) in cases {

@@ -42,7 +42,7 @@ pub async fn update_db(ctx: JobContext) -> Result<(), JobError> {
     tracing::info!(nominal_time = %ctx.nominal_fire_time(), "update started");
     match db::record_update(db, ctx.nominal_fire_time(), ctx.started_at()).await {
         Ok(true) => {
-            tracing::info!(nominal_time = %ctx.nominal_fire_time(), "database updated");
+            tracing::debug!(nominal_time = %ctx.nominal_fire_time(), "database updated");
             Ok(())
         }
         Ok(false) => {
@@ -147,6 +147,7 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
     let state = AppState {
         db,
         scheduler: handle.clone(),
+        metrics: metrics_recorder(),
     };
     // Started before the server accepts; from SIGTERM on, no update starts, and requests and
     // the update going share the deadline.
@@ -163,6 +164,25 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
     }?;
     log_report(&stopped);
     Ok(stopped)
+}
+
+/// The scheduler's metrics, recorded from now on for `/metrics`.
+#[cfg(feature = "metrics")]
+fn metrics_recorder() -> Option<pages::MetricsRender> {
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(pages::MetricsRender(std::sync::Arc::new(move || {
+            handle.render()
+        }))),
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not recorded");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+fn metrics_recorder() -> Option<pages::MetricsRender> {
+    None
 }
 
 /// The shutdown report in the log, one line per run: what finished, what was cut off and

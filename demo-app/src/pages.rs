@@ -2,6 +2,7 @@
 //! warp modules only turn into their response type.
 
 use apsched::{SchedulerHandle, SchedulerState};
+use maud::{DOCTYPE, PreEscaped, html};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
@@ -14,6 +15,18 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The scheduler.
     pub scheduler: SchedulerHandle,
+    /// Renders the metrics, when the demo has them.
+    pub metrics: Option<MetricsRender>,
+}
+
+/// Renders the metrics recorded so far, in Prometheus' text format.
+#[derive(Clone)]
+pub struct MetricsRender(pub std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for MetricsRender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsRender")
+    }
 }
 
 /// A response, before a framework sends it.
@@ -52,7 +65,42 @@ impl Page {
 /// The most rows `/api/updates` returns.
 pub const MAX_LIMIT: u64 = 100;
 
-/// `GET /`: the latest 10 updates, newest first.
+const STYLE: &str = r"
+:root { color-scheme: light dark; --muted: #6e7781; --line: #d0d7de; --card: #fff; --bg: #f6f8fa;
+  --ok: #1a7f37; --warn: #9a6700; --accent: #0969da; }
+@media (prefers-color-scheme: dark) { :root { --muted: #8b949e; --line: #30363d; --card: #161b22;
+  --bg: #0d1117; --ok: #3fb950; --warn: #d29922; --accent: #58a6ff; } }
+body { margin: 0; font: 16px/1.5 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;
+  background: var(--bg); }
+main { max-width: 42rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.3rem; margin: .5rem 0 1rem; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
+  padding: .8rem 1rem; margin-bottom: 1rem; }
+.schedule p { margin: .2rem 0; }
+.paused { color: var(--warn); font-weight: 600; }
+.running { color: var(--ok); font-weight: 600; }
+ol { list-style: none; margin: 0; padding: 0; }
+li { display: flex; justify-content: space-between; gap: 1rem; padding: .35rem 0;
+  border-top: 1px solid var(--line); }
+li:first-child { border-top: none; }
+.late { color: var(--muted); font-size: .9rem; }
+a { color: var(--accent); }
+.muted { color: var(--muted); font-size: .9rem; }
+";
+
+const REFRESH: &str = r"
+setInterval(async () => {
+  try {
+    const page = await fetch(location.href, { cache: 'no-store' });
+    const doc = new DOMParser().parseFromString(await page.text(), 'text/html');
+    document.querySelector('main').replaceWith(doc.querySelector('main'));
+  } catch (e) {}
+}, 3000);
+";
+
+/// `GET /`: the update schedule (its trigger in words, its next run, whether it is paused)
+/// and the latest 10 updates, newest first, each once with its time; refreshed every few
+/// seconds; a link to the scheduler's dashboard.
 pub async fn index(state: &AppState) -> Page {
     let rows = match db::latest(&state.db, 10).await {
         Ok(rows) => rows,
@@ -61,28 +109,85 @@ pub async fn index(state: &AppState) -> Page {
             return Page::error(500, &format!("the database failed: {error}"));
         }
     };
-    let items = if rows.is_empty() {
-        "<p>No data yet.</p>".to_owned()
-    } else {
-        let items: Vec<String> = rows
-            .iter()
-            .map(|row| {
-                format!(
-                    "<li><time datetime=\"{t}\">{t}</time>: {value}</li>",
-                    t = row
-                        .timestamp
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    value = escape(&row.value)
-                )
-            })
-            .collect();
-        format!("<ol>\n{}\n</ol>", items.join("\n"))
+    let zone = state.scheduler.timezone();
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
     };
-    Page::html(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>apsched demo</title></head>\n\
-         <body>\n<h1>Latest 10 database updates</h1>\n{items}\n\
-         <p>The scheduler's API is at <a href=\"/scheduler\">/scheduler</a>.</p>\n</body>\n</html>\n"
-    ))
+    let schedule = state.scheduler.get(crate::SCHEDULE_ID).await.ok().flatten();
+    let scheduler_paused = state.scheduler.state() == SchedulerState::Paused;
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "apsched demo" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    h1 { "Latest 10 database updates" }
+                    section.schedule {
+                        @match &schedule {
+                            Some(schedule) => {
+                                p { "Schedule " code { (schedule.id()) } ": " (schedule.trigger().describe()) }
+                                @if schedule.paused() {
+                                    p.paused { "Paused: no update until it is resumed." }
+                                } @else if scheduler_paused {
+                                    p.paused { "The scheduler is paused." }
+                                } @else if let Some(next) = schedule.next_run_time() {
+                                    p { span.running { "Running" } " · next update " time datetime=(next.to_rfc3339()) { (at(next)) } }
+                                }
+                            }
+                            None => p.paused { "The update schedule has been removed." },
+                        }
+                        p.muted {
+                            a href="/scheduler/ui" { "Open the scheduler's dashboard" }
+                            " · times in " (zone.name())
+                        }
+                    }
+                    section {
+                        @if rows.is_empty() {
+                            p { "No data yet." }
+                        } @else {
+                            ol {
+                                @for row in &rows {
+                                    li.update data-value=(row.value) {
+                                        time datetime=(row.nominal_time.to_rfc3339()) { (at(row.nominal_time)) }
+                                        span.late {
+                                            "written "
+                                            ((row.timestamp - row.nominal_time).num_milliseconds().max(0))
+                                            " ms after its time"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                script { (PreEscaped(REFRESH)) }
+            }
+        }
+    };
+    Page::html(markup.into_string())
+}
+
+/// `GET /metrics`: the scheduler's metrics in Prometheus' text format, when the demo was
+/// built with them.
+pub fn metrics(state: &AppState) -> Page {
+    match &state.metrics {
+        Some(render) => Page {
+            status: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: (render.0)(),
+        },
+        None => Page::error(
+            404,
+            "this build of the demo has no metrics (feature `metrics`)",
+        ),
+    }
 }
 
 /// `GET /api/updates?limit=N`: the latest N updates (default 10, at most 100), newest first.
@@ -143,13 +248,6 @@ pub fn parse_limit(query: Option<&str>) -> Result<u64, String> {
         })
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,14 +268,6 @@ mod tests {
         assert_eq!(
             parse_limit(Some("limit")),
             Err("limit must be a whole number from 1 to 100, got \"\"".to_owned())
-        );
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<b>\"x\" & y</b>"),
-            "&lt;b&gt;&quot;x&quot; &amp; y&lt;/b&gt;"
         );
     }
 }

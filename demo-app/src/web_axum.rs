@@ -32,6 +32,10 @@ pub fn router(state: AppState, api: Api) -> Router {
             ),
         )
         .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { respond(pages::metrics(&s)) }),
+        )
+        .route(
             "/healthz",
             get(|State(s): State<AppState>| async move { respond(pages::healthz(&s).await) }),
         )

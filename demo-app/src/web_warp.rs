@@ -41,12 +41,17 @@ pub fn routes(
         .then(|s: AppState, q: Option<String>| async move {
             respond(pages::updates(&s, q.as_deref()).await)
         });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(|s: AppState| respond(pages::metrics(&s)));
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .and(with_state)
         .then(|s: AppState| async move { respond(pages::healthz(&s).await) });
     index
         .or(updates)
+        .or(metrics)
         .or(healthz)
         .or(apsched::warp::api_routes(api))
 }

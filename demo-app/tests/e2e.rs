@@ -216,6 +216,34 @@ fn the_demo_works(framework: &str) {
         (demo.updates().len() >= 15 + 3).then_some(())
     });
 
+    // `/metrics`: the run counter grows with the runs.
+    let succeeded_runs = || -> f64 {
+        let page = demo.get("/metrics");
+        assert_eq!(page.status, 200);
+        page.body
+            .lines()
+            .find(|l| {
+                l.starts_with("apsched_runs_total{")
+                    && l.contains("outcome=\"succeeded\"")
+                    && l.contains("schedule=\"update-db\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = succeeded_runs();
+    assert!(before >= 1.0, "the runs so far are counted");
+    poll("the run counter to grow", Duration::from_secs(30), || {
+        (succeeded_runs() > before).then_some(())
+    });
+    let metrics = demo.get("/metrics").body;
+    for name in [
+        "apsched_run_duration_seconds",
+        "apsched_run_lateness_seconds",
+        "apsched_claim_duration_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
+
     // `/` shows the latest 10, newest first.
     let page = demo.get("/");
     assert_eq!(page.status, 200);
@@ -224,19 +252,23 @@ fn the_demo_works(framework: &str) {
         "{}",
         page.body
     );
-    let shown: Vec<&str> = page
-        .body
-        .lines()
-        .filter(|l| l.starts_with("<li>"))
-        .collect();
+    let shown: Vec<&str> = page.body.split("<li class=\"update\"").skip(1).collect();
     assert_eq!(shown.len(), 10);
     let latest = demo.updates();
-    for (line, row) in shown.iter().zip(&latest) {
+    for (item, row) in shown.iter().zip(&latest) {
         assert!(
-            line.contains(row["value"].as_str().unwrap()),
-            "{line} should show {row}"
+            item.starts_with(&format!(
+                " data-value=\"{}\"",
+                row["value"].as_str().unwrap()
+            )),
+            "{item} should show {row}"
         );
     }
+    assert!(page.body.contains("every 1 s"), "the schedule in words");
+    assert!(
+        page.body.contains("href=\"/scheduler/ui\""),
+        "a link to the dashboard"
+    );
     let times: Vec<_> = latest.iter().map(|r| time(r, "nominal_time")).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     assert_eq!(demo.get("/api/updates?limit=abc").status, 400);
@@ -310,12 +342,12 @@ fn bad_settings_exit_with_one_clear_line() {
         (
             vec![("PORT", "abc")],
             2,
-            "demo-app: PORT=\"abc\": not a port number (1-65535)\n",
+            "demo-app: PORT=\"abc\" (--port): not a port number (1-65535)\n",
         ),
         (
             vec![("UPDATE_INTERVAL_SECS", "0")],
             2,
-            "demo-app: UPDATE_INTERVAL_SECS=\"0\": must be a whole number of seconds, from 1 to a year\n",
+            "demo-app: UPDATE_INTERVAL_SECS=\"0\" (--update-interval-secs): must be a whole number of seconds, from 1 to a year\n",
         ),
     ];
     for (env, code, message) in cases {

@@ -101,7 +101,7 @@ impl JobJson {
 }
 
 /// The zone a schedule's times are shown in: its trigger's, else the scheduler's.
-fn zone_of(trigger: &TriggerSpec, scheduler_zone: Tz) -> Tz {
+pub(crate) fn zone_of(trigger: &TriggerSpec, scheduler_zone: Tz) -> Tz {
     match trigger {
         TriggerSpec::Cron(t) => t.timezone(),
         TriggerSpec::Date(t) => t.timezone(),

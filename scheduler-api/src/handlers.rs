@@ -19,11 +19,39 @@ use crate::{DEFAULT_SHUTDOWN_DEADLINE, MAX_RUNS_LIMIT};
 use scheduler_core::Error as CoreError;
 use scheduler_core::SchedulerHandle;
 
-/// A successful answer: its status and its JSON body, if any.
+/// A streamed body: Server-Sent Events.
+pub(crate) type FrameStream = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = std::result::Result<http_body::Frame<Bytes>, crate::BoxError>,
+            > + Send,
+    >,
+>;
+
+/// What an answer's body is.
+pub(crate) enum Body {
+    Empty,
+    Json(Bytes),
+    Html(Bytes),
+    Events(FrameStream),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("Empty"),
+            Self::Json(b) => write!(f, "Json({} bytes)", b.len()),
+            Self::Html(b) => write!(f, "Html({} bytes)", b.len()),
+            Self::Events(_) => f.write_str("Events"),
+        }
+    }
+}
+
+/// A successful answer: its status and its body.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: Body,
 }
 
 impl Reply {
@@ -32,7 +60,7 @@ impl Reply {
         let body = serde_json::to_vec(value).unwrap_or_default();
         Self {
             status,
-            body: Some(Bytes::from(body)),
+            body: Body::Json(Bytes::from(body)),
         }
     }
 
@@ -43,8 +71,31 @@ impl Reply {
     fn no_content() -> Self {
         Self {
             status: StatusCode::NO_CONTENT,
-            body: None,
+            body: Body::Empty,
         }
+    }
+
+    pub(crate) fn html(markup: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Body::Html(Bytes::from(markup)),
+        }
+    }
+}
+
+/// The scheduler's events, as Server-Sent Events (`text/event-stream`): one JSON object per
+/// event, from now on, each with its `type` (`added`, `submitted`, `succeeded`, `failed`,
+/// `missed`, `skipped`, ...); `{"type": "lagged", "missed": n}` when the client fell behind
+/// and `n` events were dropped for it. The stream ends when the scheduler shuts down.
+#[utoipa::path(get, path = "/events", tag = "scheduler",
+    responses(
+        (status = 200, description = "The events, as they happen", content_type = "text/event-stream", body = String),
+        (status = "4XX", description = "Not authorized", body = ErrorJson),
+    ))]
+pub(crate) fn events(handle: &SchedulerHandle) -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        body: Body::Events(Box::pin(crate::events::stream(handle))),
     }
 }
 

@@ -22,6 +22,8 @@
 //! | `POST /scheduler/jobs/{id}/run` | 202, the job: the run is queued on the scheduler, never executed inside the request |
 //! | `GET /scheduler/jobs/{id}/runs?limit=N` | 200, its recent fires, newest first (every store) |
 //! | `GET /scheduler/openapi.json` | 200, the OpenAPI document (served without credentials: it describes the API, no data) |
+//! | `GET /scheduler/events` | 200, the scheduler's events as Server-Sent Events (`text/event-stream`, a JSON object per event), until it shuts down |
+//! | `GET /scheduler/ui` | 200, the dashboard (HTML without data, served without credentials; its script fetches `GET /scheduler/ui/schedules` and the events with the token it asks for) |
 //!
 //! HEAD is served wherever GET is.
 //!
@@ -42,6 +44,7 @@
 mod config;
 mod dto;
 mod error;
+mod events;
 pub mod flask;
 mod handlers;
 mod lifecycle;
@@ -49,6 +52,7 @@ mod model;
 mod openapi_doc;
 mod routes;
 mod service;
+mod ui;
 
 use std::time::Duration;
 

@@ -18,6 +18,7 @@ use crate::handlers;
     ),
     paths(
         handlers::scheduler_info,
+        handlers::events,
         handlers::pause_scheduler,
         handlers::resume_scheduler,
         handlers::start_scheduler,

@@ -24,6 +24,9 @@ pub(crate) enum JobAction {
 pub(crate) enum Route {
     Info,
     OpenApi,
+    Events,
+    Ui,
+    UiSchedules,
     Scheduler(SchedulerAction),
     Jobs,
     Job(String),
@@ -54,6 +57,9 @@ impl Route {
         Ok(match *segments.as_slice() {
             [] => Self::Info,
             ["openapi.json"] => Self::OpenApi,
+            ["events"] => Self::Events,
+            ["ui"] => Self::Ui,
+            ["ui", "schedules"] => Self::UiSchedules,
             ["pause"] => Self::Scheduler(SchedulerAction::Pause),
             ["resume"] => Self::Scheduler(SchedulerAction::Resume),
             ["start"] => Self::Scheduler(SchedulerAction::Start),
@@ -72,7 +78,11 @@ impl Route {
     /// GET is.
     pub(crate) fn allow(&self) -> &'static str {
         match self {
-            Self::Info | Self::OpenApi | Self::Runs(_) => "GET, HEAD",
+            Self::Info | Self::OpenApi | Self::Runs(_) | Self::Ui | Self::UiSchedules => {
+                "GET, HEAD"
+            }
+            // A stream has no length to answer HEAD with.
+            Self::Events => "GET",
             Self::Scheduler(_) | Self::JobAction(..) => "POST",
             Self::Jobs => "GET, HEAD, POST",
             Self::Job(_) => "GET, HEAD, PATCH, DELETE",
@@ -84,9 +94,10 @@ impl Route {
     }
 
     /// Whether the route is public: the OpenAPI document describes the API, which is no
-    /// secret, and tools read it before they know a token.
+    /// secret, and tools read it before they know a token; the dashboard's page holds no data
+    /// (its script fetches that with the token the user gives it).
     pub(crate) fn is_public(&self) -> bool {
-        matches!(self, Self::OpenApi)
+        matches!(self, Self::OpenApi | Self::Ui)
     }
 }
 

@@ -11,19 +11,22 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::dto::ErrorJson;
 use crate::error::{Error, error_chain};
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Body as ReplyBody, Reply};
 use crate::openapi_doc;
 use crate::routes::{JobAction, NoRoute, Route, SchedulerAction};
+use crate::ui;
 use crate::{DEFAULT_BODY_LIMIT, DEFAULT_PREFIX};
 use scheduler_core::Error as CoreError;
 use scheduler_core::SchedulerHandle;
@@ -242,24 +245,37 @@ impl Api {
                 internal_error()
             });
         let (mut parts, body) = answer.into_parts();
-        if !body.is_empty() {
-            parts
-                .headers
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        // HEAD: the headers GET would send, its length included, and no body.
-        let body = if head {
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-            Bytes::new()
-        } else {
-            body
+        let (content_type, body) = match body {
+            ReplyBody::Empty => (None, ApiBody::full(Bytes::new())),
+            ReplyBody::Json(bytes) => (Some("application/json"), ApiBody::full(bytes)),
+            ReplyBody::Html(bytes) => (Some("text/html; charset=utf-8"), ApiBody::full(bytes)),
+            ReplyBody::Events(stream) => {
+                parts
+                    .headers
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                (Some("text/event-stream"), ApiBody::stream(stream))
+            }
         };
-        Response::from_parts(parts, ApiBody::full(body))
+        if let Some(content_type) = content_type {
+            parts
+                .headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        // HEAD: the headers GET would send, its length included, and no body. (No route
+        // that streams takes HEAD.)
+        let body = match (head, body.0.size_hint().exact()) {
+            (true, Some(length)) => {
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(length));
+                ApiBody::full(Bytes::new())
+            }
+            _ => body,
+        };
+        Response::from_parts(parts, body)
     }
 
-    async fn answer<B>(&self, request: Request<B>) -> Response<Bytes>
+    async fn answer<B>(&self, request: Request<B>) -> Response<ReplyBody>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -354,7 +370,11 @@ impl Api {
             .dispatch(&parts.method, route, json, parts.uri.query())
             .await
         {
-            Ok(Reply { status, body }) => json_response(status, body.unwrap_or_default()),
+            Ok(Reply { status, body }) => {
+                let mut response = Response::new(body);
+                *response.status_mut() = status;
+                response
+            }
             Err(error) => from_error(&error),
         }
     }
@@ -371,6 +391,9 @@ impl Api {
         match route {
             Route::Info => Ok(handlers::scheduler_info(handle)),
             Route::OpenApi => Ok(handlers::openapi_document(&self.openapi())),
+            Route::Events => Ok(handlers::events(handle)),
+            Route::Ui => Ok(Reply::html(ui::page())),
+            Route::UiSchedules => Ok(Reply::html(ui::schedules(handle).await)),
             Route::Scheduler(action) => match action {
                 SchedulerAction::Pause => handlers::pause_scheduler(handle).await,
                 SchedulerAction::Resume => handlers::resume_scheduler(handle).await,
@@ -390,7 +413,7 @@ impl Api {
     }
 
     /// The 413 answer for a body over [`body_limit`](Self::body_limit).
-    fn payload_too_large(&self) -> Response<Bytes> {
+    fn payload_too_large(&self) -> Response<ReplyBody> {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
@@ -427,6 +450,13 @@ pub struct ApiBody(BoxBody<Bytes, BoxError>);
 impl ApiBody {
     fn full(bytes: Bytes) -> Self {
         Self(Full::new(bytes).map_err(|never| match never {}).boxed())
+    }
+
+    /// A streamed body. Sync as the frameworks want it (warp's replies are), though the
+    /// stream need not be: it is only ever polled through `&mut`.
+    fn stream(stream: crate::handlers::FrameStream) -> Self {
+        let stream = sync_wrapper::SyncStream::new(stream);
+        Self(StreamBody::new(stream).boxed())
     }
 }
 
@@ -486,7 +516,7 @@ pub fn status_of(error: &Error) -> StatusCode {
 
 /// The answer to an error. A 500 (a store that failed) says only that: the error, which can
 /// hold a database's own text, goes to the log, not to the client.
-fn from_error(error: &Error) -> Response<Bytes> {
+fn from_error(error: &Error) -> Response<ReplyBody> {
     let status = status_of(error);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %error_chain(error), "the REST API could not serve a request");
@@ -495,14 +525,14 @@ fn from_error(error: &Error) -> Response<Bytes> {
     error_response(status, &error_chain(error))
 }
 
-fn internal_error() -> Response<Bytes> {
+fn internal_error() -> Response<ReplyBody> {
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal error: the scheduler or its store failed; the server's log has the details",
     )
 }
 
-fn error_response(status: StatusCode, message: &str) -> Response<Bytes> {
+fn error_response(status: StatusCode, message: &str) -> Response<ReplyBody> {
     json_response(
         status,
         json_bytes(&ErrorJson {
@@ -516,8 +546,8 @@ fn json_bytes(value: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
-    let mut response = Response::new(body);
+fn json_response(status: StatusCode, body: Bytes) -> Response<ReplyBody> {
+    let mut response = Response::new(ReplyBody::Json(body));
     *response.status_mut() = status;
     response
 }

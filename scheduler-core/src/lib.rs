@@ -124,6 +124,7 @@ mod error;
 mod event;
 mod fires;
 mod job;
+mod metrics;
 mod policy;
 mod schedule;
 mod scheduler;

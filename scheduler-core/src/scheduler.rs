@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::JobContext;
@@ -734,6 +735,13 @@ impl SchedulerHandle {
     /// deadline. For a server that must stop waiting for its clients then too.
     pub fn aborted(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.abort.clone().cancelled_owned()
+    }
+
+    /// Completes when the scheduler begins to shut down (when the jobs' cancellation tokens
+    /// fire): for long-lived responses, such as an event stream, that should end then so the
+    /// server can drain.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        CancellationToken::clone(&self.shared.cancel).cancelled_owned()
     }
 }
 

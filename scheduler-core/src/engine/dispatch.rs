@@ -14,6 +14,7 @@ pub(super) const SPAWN_CHUNK: usize = 128;
 /// Logs and emits the fires a decision did not run.
 pub(super) fn not_run(shared: &Shared, schedule_id: &Arc<str>, fires: &[NotRunFire]) {
     for fire in fires {
+        crate::metrics::not_run(schedule_id, &fire.reason);
         let nominal_time = fire.nominal_time;
         match fire.reason {
             NotRun::Missed { lateness, grace } => {

@@ -47,6 +47,7 @@ impl LocalTimetable {
     }
 
     fn store_failed(&self, operation: &'static str, error: &Error) {
+        crate::metrics::store_failed(operation);
         let text = error_chain(error);
         tracing::error!(operation, error = %text, "job store failed");
         self.shared.emit(|| Event::StoreFailed {

@@ -159,6 +159,7 @@ impl Engine {
                     instance = %self.shared.instance,
                     "scheduler started; its timetable is its own (every fire runs in this process)"
                 );
+                log_schedules(&local.list(), self.shared.timezone);
                 warn_if_several_processes();
             }
             Timetable::Shared(remote) => {
@@ -382,6 +383,36 @@ async fn wait_for_runs(
                 },
             }
         }
+    }
+}
+
+/// The most schedules listed one per line when the scheduler starts.
+const LOGGED_AT_START: usize = 20;
+
+/// One line per schedule: its trigger in words and its next run (the first ones only, when
+/// there are many).
+pub(crate) fn log_schedules(schedules: &[Schedule], zone: chrono_tz::Tz) {
+    for schedule in schedules.iter().take(LOGGED_AT_START) {
+        let next = schedule.next_run_time.map_or_else(
+            || "paused".to_owned(),
+            |t| {
+                format!(
+                    "next run {}",
+                    t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z")
+                )
+            },
+        );
+        tracing::info!(
+            "schedule {}: {}; {next}",
+            schedule.id,
+            schedule.trigger.describe()
+        );
+    }
+    if schedules.len() > LOGGED_AT_START {
+        tracing::info!(
+            "... and {} more schedules",
+            schedules.len() - LOGGED_AT_START
+        );
     }
 }
 

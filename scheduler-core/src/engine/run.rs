@@ -357,12 +357,17 @@ pub(crate) async fn execute(
     run: &RunSummary,
     control: Option<&RunControl>,
 ) -> (RunEnd, Duration) {
-    let span = tracing::info_span!(
+    // A debug span: at info level each run is one short line of its own (see `report`).
+    let span = tracing::debug_span!(
         "apsched.run",
         schedule_id = %run.schedule_id,
         nominal_time = %run.nominal_time,
         run_id = %run.run_id,
     );
+    let lateness = (ctx.started_at - run.nominal_time)
+        .to_std()
+        .unwrap_or_default();
+    crate::metrics::run_started(&run.schedule_id, lateness);
     // On the monotonic clock: a wall-clock step during the run must not change its duration.
     let timer = tokio::time::Instant::now();
     let call = AssertUnwindSafe(job.run(ctx))
@@ -392,20 +397,30 @@ pub(crate) async fn execute(
         Ok(Err(payload)) => RunEnd::Panicked(panic_message(payload.as_ref())),
         Err(end) => end,
     };
-    span.in_scope(|| report(shared, &end, run.clone(), duration));
+    span.in_scope(|| report(shared, &end, run.clone(), duration, lateness));
     (end, duration)
 }
 
-/// Logs and emits how a run ended.
-fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
+/// Logs (one short line) and emits how a run ended.
+fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration, lateness: Duration) {
     let RunSummary {
         schedule_id,
         run_id,
         nominal_time,
     } = run;
+    let outcome = match end {
+        RunEnd::Succeeded => "succeeded",
+        RunEnd::Failed(_) => "failed",
+        RunEnd::Panicked(_) => "panicked",
+        RunEnd::CutOff(_) => "cut_off",
+        RunEnd::Aborted => "aborted",
+    };
+    crate::metrics::run_ended(&schedule_id, outcome, duration);
+    let at = nominal_time.format("%Y-%m-%d %H:%M:%S");
+    let (took, late) = (short(duration), short(lateness));
     match end {
         RunEnd::Succeeded => {
-            tracing::debug!(?duration, "run succeeded");
+            tracing::info!("run {schedule_id} {at}: succeeded in {took} ({late} late)");
             shared.emit(|| Event::Succeeded {
                 schedule_id,
                 run_id,
@@ -414,7 +429,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
             });
         }
         RunEnd::Failed(error) => {
-            tracing::warn!(%error, ?duration, "run failed");
+            tracing::warn!("run {schedule_id} {at}: failed in {took} ({late} late): {error}");
             shared.emit(|| Event::Failed {
                 schedule_id,
                 run_id,
@@ -424,7 +439,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
             });
         }
         RunEnd::Panicked(message) => {
-            tracing::error!(panic = %message, "run panicked");
+            tracing::error!("run {schedule_id} {at}: panicked after {took}: {message}");
             shared.emit(|| Event::Panicked {
                 schedule_id,
                 run_id,
@@ -433,7 +448,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
             });
         }
         RunEnd::CutOff(error) => {
-            tracing::warn!(%error, ?duration, "run cut off");
+            tracing::warn!("run {schedule_id} {at}: cut off after {took}: {error}");
             shared.emit(|| Event::Aborted {
                 schedule_id,
                 run_id,
@@ -441,17 +456,30 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration) {
             });
         }
         RunEnd::Aborted => {
-            if shared.forced.load(std::sync::atomic::Ordering::Acquire) {
-                tracing::warn!("run aborted: the shutdown was cut short");
+            let why = if shared.forced.load(std::sync::atomic::Ordering::Acquire) {
+                "the shutdown was cut short"
             } else {
-                tracing::warn!("run aborted at the shutdown deadline");
-            }
+                "the shutdown deadline passed"
+            };
+            tracing::warn!("run {schedule_id} {at}: aborted after {took}: {why}");
             shared.emit(|| Event::Aborted {
                 schedule_id,
                 run_id,
                 nominal_time,
             });
         }
+    }
+}
+
+/// A duration for a log line: `12 ms`, `3.4 s`, `2 min 5 s`.
+fn short(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
     }
 }
 

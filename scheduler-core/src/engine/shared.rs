@@ -89,6 +89,7 @@ impl SharedTimetable {
     }
 
     fn store_failed(&mut self, operation: &'static str, error: &Error) {
+        crate::metrics::store_failed(operation);
         let text = error_chain(error);
         let backoff = self
             .backoff
@@ -113,7 +114,9 @@ impl SharedTimetable {
         // Schedules of jobs this instance does not know are left to the instances that do;
         // say so once.
         let known: HashSet<&str> = self.jobs.iter().map(|j| &**j).collect();
-        for schedule in self.store.list().await? {
+        let schedules = self.store.list().await?;
+        super::log_schedules(&schedules, self.shared.timezone);
+        for schedule in schedules {
             let job = schedule.job_name().unwrap_or("<job value>");
             if !known.contains(job) {
                 tracing::warn!(
@@ -184,7 +187,9 @@ impl SharedTimetable {
         let mut found = false;
         let recovering = self.backoff.is_some();
         for _ in 0..CLAIMS_PER_WAKE {
+            let started = tokio::time::Instant::now();
             let claimed = self.store.claim_due(&self.claimer(), &self.planner).await;
+            crate::metrics::claimed(started.elapsed());
             match claimed {
                 Ok(batch) => {
                     self.recovered();

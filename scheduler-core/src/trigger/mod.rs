@@ -17,6 +17,7 @@ mod and_or;
 mod cron;
 mod cron_fields;
 mod date;
+mod describe;
 mod interval;
 mod spec;
 mod time;
