@@ -10,6 +10,8 @@
 //! | `warp` | `apsched::warp`: serve with graceful shutdown, filters, the REST API as a filter |
 //! | `api` | `apsched::api`: the REST API as an `http` request handler, configuration files, `Lifecycle` (signals and deadlines) for another framework |
 //! | `sea-orm` + `sqlite`, `postgres`, `mysql` | `apsched::sea_orm`: durable schedules in a database, shared by several processes with each fire run once |
+//! | `redis` | `apsched::redis`: the same on Redis |
+//! | `metrics` | the scheduler's metrics through the `metrics` facade |
 //!
 //! # Example
 //!
@@ -71,4 +73,11 @@ pub mod warp {
 #[cfg(feature = "sea-orm")]
 pub mod sea_orm {
     pub use store_sea_orm::*;
+}
+
+/// The shared store on Redis (crate `store-redis`): schedules and the fire ledger in Redis,
+/// each fire run once across processes.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use store_redis::*;
 }

@@ -23,21 +23,25 @@ impl fmt::Display for Framework {
 }
 
 /// Where the scheduler keeps the update schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SchedulerStore {
     /// In the `DATABASE_URL` database, shared by every instance of the demo on it: each
     /// update runs once, on one of them (the default).
     Database,
+    /// In Redis at this URL, shared by every instance of the demo on it (the rows still go to
+    /// `DATABASE_URL`).
+    Redis(String),
     /// In this process's memory: every process runs every update.
     Memory,
 }
 
 impl fmt::Display for SchedulerStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Database => "database",
-            Self::Memory => "memory",
-        })
+        match self {
+            Self::Database => f.write_str("database"),
+            Self::Redis(url) => f.write_str(&redact(url)),
+            Self::Memory => f.write_str("memory"),
+        }
     }
 }
 
@@ -108,7 +112,8 @@ pub struct Args {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// database: the schedule lives in DATABASE_URL's database, shared by every instance;
-    /// memory: this process only, so every process runs every update [default: database]
+    /// redis://HOST:PORT: in Redis, shared likewise; memory: this process only, so every
+    /// process runs every update [default: database]
     #[arg(long, env = "SCHEDULER_STORE")]
     pub scheduler_store: Option<String>,
     /// Seconds an instance that dies holds the fire it was running before another instance
@@ -261,12 +266,16 @@ impl Config {
         let scheduler_store = match lookup("SCHEDULER_STORE").as_deref().map(str::trim) {
             None | Some("" | "database") => SchedulerStore::Database,
             Some("memory") => SchedulerStore::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                SchedulerStore::Redis(url.to_owned())
+            }
             Some(other) => {
                 return Err(error(
                     "SCHEDULER_STORE",
                     other,
-                    "expected database (the schedule in DATABASE_URL, shared by every instance) \
-                     or memory (this process only)",
+                    "expected database (the schedule in DATABASE_URL, shared by every instance), \
+                     a redis:// URL (the schedule in Redis, shared by every instance) or memory \
+                     (this process only)",
                 ));
             }
         };
@@ -401,6 +410,11 @@ mod tests {
         assert_eq!(c.shutdown_deadline, Duration::from_secs(8));
         let c = config(&[("SHUTDOWN_DEADLINE_SECS", "2.5")]).unwrap();
         assert_eq!(c.shutdown_deadline, Duration::from_millis(2500));
+        let c = config(&[("SCHEDULER_STORE", "redis://127.0.0.1:6379")]).unwrap();
+        assert_eq!(
+            c.scheduler_store,
+            SchedulerStore::Redis("redis://127.0.0.1:6379".to_owned())
+        );
         let c = config(&[("SCHEDULER_STORE", "memory"), ("SCHEDULER_LEASE_SECS", "2")]).unwrap();
         assert_eq!(
             (c.scheduler_store, c.lease),
@@ -438,7 +452,8 @@ mod tests {
             ),
             (
                 ("SCHEDULER_STORE", "redis"),
-                "SCHEDULER_STORE=\"redis\" (--scheduler-store): expected database (the schedule in DATABASE_URL, \
+                "SCHEDULER_STORE=\"redis\" (--scheduler-store): expected database (the schedule in \
+                 DATABASE_URL, shared by every instance), a redis:// URL (the schedule in Redis, \
                  shared by every instance) or memory (this process only)",
             ),
             (

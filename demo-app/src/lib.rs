@@ -73,28 +73,35 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
     // By default the schedule lives in the database, and every instance of the demo on it
     // (processes sharing a SQLite file, or replicas sharing a server) claims its fires from
     // there: each update runs once, on one of them.
-    let shared = config.scheduler_store == SchedulerStore::Database;
     let mut builder = Scheduler::builder()
         .timezone(&config.timezone)
         .map_err(|e| format!("SCHEDULER_TIMEZONE: {e}"))?
         .state(Db(db.clone()))
         .job("update_db", update_db);
-    if shared {
-        let options = StoreOptions::default().lease(config.lease);
-        let store = Store::from_connection(db.clone(), options)
-            .await
-            .map_err(|e| {
-                format!(
-                    "DATABASE_URL={}: cannot set up the scheduler's tables: {e}",
-                    redact(&config.database_url)
-                )
-            })?;
-        builder = builder.shared_store(store);
-    } else {
-        tracing::warn!(
+    match &config.scheduler_store {
+        SchedulerStore::Database => {
+            let options = StoreOptions::default().lease(config.lease);
+            let store = Store::from_connection(db.clone(), options)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DATABASE_URL={}: cannot set up the scheduler's tables: {e}",
+                        redact(&config.database_url)
+                    )
+                })?;
+            builder = builder.shared_store(store);
+        }
+        SchedulerStore::Redis(url) => {
+            let options = apsched::redis::StoreOptions::default().lease(config.lease);
+            let store = apsched::redis::Store::connect_with(url, options)
+                .await
+                .map_err(|e| format!("SCHEDULER_STORE={}: cannot connect: {e}", redact(url)))?;
+            builder = builder.shared_store(store);
+        }
+        SchedulerStore::Memory => tracing::warn!(
             "SCHEDULER_STORE=memory: the schedule lives in this process; every process started \
              like this runs every update"
-        );
+        ),
     }
     let scheduler = builder.build();
     let handle = scheduler.handle();

@@ -113,8 +113,12 @@ impl FireLeases for Store {
                     .value(F::Claim, Expr::val(Value::String(None)));
             }
             None => {
-                // Handed back: its lease ends now and another instance takes it over.
-                update.value(F::LeaseUntil, now).value(F::Reason, why);
+                // Handed back: its lease has ended (a microsecond ago: SQLite's clock moves
+                // by the millisecond, and a take-over in the same one must see it expired) and
+                // another instance takes it over.
+                update
+                    .value(F::LeaseUntil, self.dialect().now().sub(1))
+                    .value(F::Reason, why);
                 if *outcome == FireOutcome::NotStarted {
                     // Never began here: back as a claim, not an attempt.
                     update
@@ -131,9 +135,11 @@ impl FireLeases for Store {
     }
 
     async fn release(&self, owner: &str) -> CoreResult<()> {
+        // Ended a microsecond ago, so that a take-over within the same tick of the clock
+        // (SQLite's moves by the millisecond) sees it expired.
         let update = Query::update()
             .table(self.tables().fires.clone())
-            .value(F::LeaseUntil, self.dialect().now())
+            .value(F::LeaseUntil, self.dialect().now().sub(1))
             .value(F::Reason, reason::released(owner))
             .and_where(Expr::col(F::Owner).eq(owner))
             .and_where(in_strings(F::State, ["claimed", "queued"]))
