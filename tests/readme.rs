@@ -61,6 +61,17 @@ fn readme_shared_store_snippet_is_the_several_instances_example() {
 }
 
 #[test]
+fn readme_redis_snippet_is_the_redis_instances_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/redis_instances.rs");
+    assert_eq!(
+        block_after(readme, "Or with the `redis` feature").trim(),
+        marked(example).trim(),
+        "README's Redis snippet and examples/redis_instances.rs differ"
+    );
+}
+
+#[test]
 fn readme_web_service_snippet_is_the_axum_service_example() {
     let readme = include_str!("../README.md");
     let example = include_str!("../examples/axum_service.rs");

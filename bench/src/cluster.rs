@@ -1,6 +1,7 @@
-//! Scheduler processes sharing one database.
+//! Scheduler processes sharing one store: a database (store-sea-orm) or Redis (store-redis),
+//! chosen by the URL's scheme.
 //!
-//! A node ([`run_node`]) is a scheduler on a shared [`Store`] with two jobs: `tick`, which does
+//! A node ([`run_node`]) is a scheduler on a shared store with two jobs: `tick`, which does
 //! nothing, and `slow`, which sleeps `args.ms` milliseconds. It prints a [`NodeLine`] per run
 //! start, run end and rejected result, and shuts down gracefully when its standard input
 //! closes. [`Node`] starts one as a child process and collects its lines.
@@ -12,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use scheduler_core::store::SharedStore;
 use scheduler_core::{Event, JobContext, NewSchedule, Scheduler};
 use serde::{Deserialize, Serialize};
-use store_sea_orm::{Store, StoreOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -61,6 +62,15 @@ pub enum NodeLine {
         /// The stale epoch.
         epoch: i64,
     },
+    /// The store failed (a node goes on and tries again).
+    StoreFailed {
+        /// What the scheduler was doing.
+        operation: String,
+        /// The store's error.
+        error: String,
+    },
+    /// The store works again after failing.
+    StoreRecovered,
     /// The node shut down.
     Stopped,
 }
@@ -68,8 +78,10 @@ pub enum NodeLine {
 /// How a node connects and times its leases.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Database URL.
+    /// Database or Redis URL.
     pub url: String,
+    /// Key prefix (Redis only; the store's default when `None`).
+    pub prefix: Option<String>,
     /// Instance name in the ledger.
     pub name: String,
     /// Lease of a claimed or running fire.
@@ -84,6 +96,7 @@ impl NodeConfig {
     pub fn new(url: &str, name: &str) -> Self {
         Self {
             url: url.to_owned(),
+            prefix: None,
             name: name.to_owned(),
             lease: Duration::from_secs(3),
             poll: Duration::from_millis(100),
@@ -91,7 +104,7 @@ impl NodeConfig {
     }
 
     fn args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "node".to_owned(),
             "--url".to_owned(),
             self.url.clone(),
@@ -101,10 +114,14 @@ impl NodeConfig {
             self.lease.as_millis().to_string(),
             "--poll-ms".to_owned(),
             self.poll.as_millis().to_string(),
-        ]
+        ];
+        if let Some(prefix) = &self.prefix {
+            args.extend(["--prefix".to_owned(), prefix.clone()]);
+        }
+        args
     }
 
-    /// Reads `--url U --name N [--lease-ms L] [--poll-ms P]`.
+    /// Reads `--url U --name N [--lease-ms L] [--poll-ms P] [--prefix P]`.
     ///
     /// # Errors
     /// A missing or malformed option, named.
@@ -126,6 +143,7 @@ impl NodeConfig {
                 "--name" => name = Some(value.clone()),
                 "--lease-ms" => config.lease = millis()?,
                 "--poll-ms" => config.poll = millis()?,
+                "--prefix" => config.prefix = Some(value.clone()),
                 other => return Err(format!("node: unknown option \"{other}\"")),
             }
         }
@@ -147,15 +165,50 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// Whether `url` names a Redis server rather than a database.
+#[must_use]
+pub fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix:")
+}
+
+/// Connects to the Redis store of `config` (its URL is a Redis URL).
+///
+/// # Errors
+/// Redis cannot be reached.
+pub async fn redis_store(config: &NodeConfig) -> Result<store_redis::Store, BoxError> {
+    let mut options = store_redis::StoreOptions::default().lease(config.lease);
+    if let Some(prefix) = &config.prefix {
+        options = options.prefix(prefix.clone());
+    }
+    Ok(store_redis::Store::connect_with(&config.url, options).await?)
+}
+
+/// Connects to the database store of `config`.
+///
+/// # Errors
+/// The database cannot be reached or migrated.
+pub async fn sql_store(config: &NodeConfig) -> Result<store_sea_orm::Store, BoxError> {
+    let options = store_sea_orm::StoreOptions::default()
+        .lease(config.lease)
+        .poll_interval(config.poll);
+    Ok(store_sea_orm::Store::connect_with(&config.url, options).await?)
+}
+
 /// Runs a node until its standard input closes.
 ///
 /// # Errors
 /// The store cannot be reached or the scheduler cannot start.
 pub async fn run_node(config: NodeConfig) -> Result<(), BoxError> {
-    let options = StoreOptions::default()
-        .lease(config.lease)
-        .poll_interval(config.poll);
-    let store = Store::connect_with(&config.url, options).await?;
+    if is_redis(&config.url) {
+        let store = redis_store(&config).await?;
+        run_node_on(store, config).await
+    } else {
+        let store = sql_store(&config).await?;
+        run_node_on(store, config).await
+    }
+}
+
+async fn run_node_on(store: impl SharedStore, config: NodeConfig) -> Result<(), BoxError> {
     let started = |ctx: &JobContext| {
         print(&NodeLine::Started {
             schedule: ctx.schedule_id().to_owned(),
@@ -194,18 +247,23 @@ pub async fn run_node(config: NodeConfig) -> Result<(), BoxError> {
     let scheduler = scheduler.start().await?;
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let Event::Rejected {
-                schedule_id,
-                nominal_time,
-                epoch,
-                ..
-            } = event
-            {
-                print(&NodeLine::Rejected {
+            match event {
+                Event::Rejected {
+                    schedule_id,
+                    nominal_time,
+                    epoch,
+                    ..
+                } => print(&NodeLine::Rejected {
                     schedule: schedule_id.to_string(),
                     nominal_us: micros(nominal_time),
                     epoch,
-                });
+                }),
+                Event::StoreFailed { operation, error } => print(&NodeLine::StoreFailed {
+                    operation: operation.to_owned(),
+                    error: error.to_string(),
+                }),
+                Event::StoreRecovered => print(&NodeLine::StoreRecovered),
+                _ => {}
             }
         }
     });
@@ -366,8 +424,8 @@ impl Drop for Node {
 ///
 /// # Errors
 /// The store's error, or a schedule the scheduler refuses.
-pub async fn add_schedules(
-    store: &Store,
+pub async fn add_schedules<S: SharedStore + Clone>(
+    store: &S,
     schedules: impl IntoIterator<Item = NewSchedule>,
 ) -> Result<(), scheduler_core::Error> {
     let writer = Scheduler::builder()

@@ -1,6 +1,6 @@
-//! The harness behind `scheduler-bench`: what the `sql-many` workload and the multi-process
-//! tests share. [`cluster`] runs scheduler processes ("nodes") on one database and reads what
-//! each of them ran.
+//! The harness behind `scheduler-bench`: what the `shared-many` workload and the multi-process
+//! tests share. [`cluster`] runs scheduler processes ("nodes") on one database or Redis and
+//! reads what each of them ran.
 //!
 //! ```
 //! use scheduler_bench::cluster::NodeLine;

@@ -1,6 +1,6 @@
 //! `scheduler-bench`: load workloads for the apsched engine (DESIGN.md, "Performance
-//! workloads"). No-op jobs on the in-memory store (`sql-many`: on PostgreSQL, in several
-//! processes); build with `--release`. Each run prints one JSON line.
+//! workloads"). No-op jobs on the in-memory store (`shared-many`: on PostgreSQL or Redis, in
+//! several processes); build with `--release`. Each run prints one JSON line.
 //!
 //! ```text
 //! cargo run --release -p scheduler-bench -- many 10000 --seconds 10
@@ -8,11 +8,12 @@
 //! cargo run --release -p scheduler-bench -- idle --seconds 30
 //! cargo run --release -p scheduler-bench -- memory 100000
 //! cargo run --release -p scheduler-bench -- add 100000
-//! cargo run --release -p scheduler-bench -- sql-many 1000 --seconds 30 --processes 3
+//! cargo run --release -p scheduler-bench -- shared-many 1000 --seconds 30 --processes 3
+//! cargo run --release -p scheduler-bench -- shared-many 1000 --url redis://127.0.0.1:6379
 //! ```
 
 mod measure;
-mod sql_many;
+mod shared_many;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,9 +30,9 @@ use scheduler_bench::cluster::{NodeConfig, run_node};
 
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
-const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|sql-many> [N] \
+const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|shared-many> [N] \
                      [--seconds D] [--processes P] [--url URL] [--history H]
-       scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P]";
+       scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P] [--prefix P]";
 
 struct Args {
     workload: String,
@@ -75,7 +76,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         "idle" => (1, 30),
         "memory" | "add" => (100_000, 0),
         "spawn" => (10_000, 0),
-        "sql-many" => (1000, 30),
+        // `sql-many` is the name it had when it ran on PostgreSQL only.
+        "shared-many" | "sql-many" => (1000, 30),
         other => return Err(format!("unknown workload \"{other}\"\n{USAGE}")),
     };
     Ok(Args {
@@ -123,7 +125,9 @@ fn main() -> ExitCode {
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
             "spawn" => spawn(args.n).await,
-            "sql-many" => sql_many::run(args.n, args.seconds, args.processes, args.url).await,
+            "shared-many" | "sql-many" => {
+                shared_many::run(args.n, args.seconds, args.processes, args.url).await
+            }
             _ => add(args.n).await,
         }
     });

@@ -1,32 +1,40 @@
-//! Several scheduler processes on one PostgreSQL or MariaDB database, or one SQLite file: each
-//! fire runs once, whichever processes are alive; a killed process's fire is taken over with
-//! the next epoch; a paused process's late result is refused; a restart coalesces and honours
-//! the grace.
+//! Several scheduler processes on one PostgreSQL or MariaDB database, one SQLite file, or one
+//! Redis: each fire runs once, whichever processes are alive; a killed process's fire is taken
+//! over with the next epoch; a paused process's late result is refused; a restart coalesces and
+//! honours the grace; Redis itself restarted under load loses no schedule and runs no fire
+//! twice.
 //!
 //! The paused (SIGSTOP) case does not run on SQLite: a process frozen in the middle of a write
 //! holds the file's one write lock, and every other process waits until it resumes or dies
 //! (README, "Running several instances").
 //!
-//! Each test starts `scheduler-bench node` processes on a fresh schema or database and judges
-//! by two witnesses: the lines the nodes printed (what each ran) and the fire ledger.
+//! Each test starts `scheduler-bench node` processes on a fresh schema, database or key prefix
+//! and judges by two witnesses: the lines the nodes printed (what each ran) and the fire
+//! ledger.
 
 #![cfg(unix)]
 
+#[path = "../../store-redis/tests/support/mod.rs"]
+mod redis_support;
 #[path = "../../store-sea-orm/tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs, add_schedules};
+use scheduler_bench::cluster::{
+    Node, NodeConfig, NodeLine, accepted_runs, add_schedules, is_redis, redis_store, sql_store,
+};
 use scheduler_core::NewSchedule;
 use scheduler_core::store::{
-    FireHistory, FireLeases, FireOutcome, FireRecord, FireState, FireToken, NotRun, SkipReason,
+    FireHistory, FireLeases, FireOutcome, FireRecord, FireState, FireToken, NotRun,
+    ScheduleCatalog, SkipReason,
 };
 use scheduler_core::trigger::IntervalTrigger;
-use store_sea_orm::{Store, StoreOptions};
+use scheduler_core::{Result as CoreResult, Schedule};
 use support::{Backend, fresh_url, server_url};
 
 const LEASE: Duration = Duration::from_secs(3);
@@ -72,30 +80,99 @@ fn every(seconds: i64, start: DateTime<Utc>, end: DateTime<Utc>) -> IntervalTrig
         .unwrap()
 }
 
+/// Where the nodes keep their schedules.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Sql(Backend),
+    Redis,
+}
+
+/// The test's own handle on the nodes' store: to write schedules and read the ledger.
+enum AnyStore {
+    Sql(store_sea_orm::Store),
+    Redis(store_redis::Store),
+}
+
+impl AnyStore {
+    async fn add(&self, schedules: Vec<NewSchedule>) -> CoreResult<()> {
+        match self {
+            Self::Sql(store) => add_schedules(store, schedules).await,
+            Self::Redis(store) => add_schedules(store, schedules).await,
+        }
+    }
+
+    async fn fires(&self, schedule_id: &str) -> CoreResult<Vec<FireRecord>> {
+        match self {
+            Self::Sql(store) => store.fires(schedule_id, 1000).await,
+            Self::Redis(store) => store.fires(schedule_id, 1000).await,
+        }
+    }
+
+    async fn list(&self) -> CoreResult<Vec<Schedule>> {
+        match self {
+            Self::Sql(store) => store.list().await,
+            Self::Redis(store) => store.list().await,
+        }
+    }
+
+    async fn finish(&self, owner: &str, token: &FireToken, outcome: &FireOutcome) -> bool {
+        match self {
+            Self::Sql(store) => store.finish(owner, token, outcome).await,
+            Self::Redis(store) => store.finish(owner, token, outcome).await,
+        }
+        .unwrap()
+    }
+}
+
 struct Cluster {
     rt: tokio::runtime::Runtime,
-    store: Store,
-    url: String,
+    store: AnyStore,
+    config: NodeConfig,
 }
 
 impl Cluster {
-    fn new(backend: Backend, test: &str) -> Option<Self> {
-        let server = server_url(backend, test)?;
-        let rt = runtime();
-        let url = rt.block_on(fresh_url(backend, &server));
-        let options = StoreOptions::default()
-            .lease(LEASE)
-            .poll_interval(Duration::from_millis(100));
-        let store = rt.block_on(Store::connect_with(&url, options)).unwrap();
-        Some(Self { rt, store, url })
+    fn new(target: Target, test: &str) -> Option<Self> {
+        match target {
+            Target::Sql(backend) => {
+                let server = server_url(backend, test)?;
+                let rt = runtime();
+                let url = rt.block_on(fresh_url(backend, &server));
+                Some(Self::on(rt, &url))
+            }
+            Target::Redis => Some(Self::on(runtime(), &redis_support::redis_url(test)?)),
+        }
+    }
+
+    /// A cluster on `url`, in a key prefix of its own when that is Redis.
+    fn on(rt: tokio::runtime::Runtime, url: &str) -> Self {
+        let mut config = NodeConfig::new(url, "");
+        config.lease = LEASE;
+        config.poll = Duration::from_millis(100);
+        let store = if is_redis(url) {
+            config.prefix = Some(redis_support::unique_prefix());
+            AnyStore::Redis(rt.block_on(redis_store(&config)).unwrap())
+        } else {
+            AnyStore::Sql(rt.block_on(sql_store(&config)).unwrap())
+        };
+        Self { rt, store, config }
+    }
+
+    /// How many schedules the store holds. The first request after a Redis restart fails on
+    /// the dead connection (and the connection is made again): a second try is allowed.
+    fn schedule_count(&self) -> usize {
+        let listed = self.rt.block_on(self.store.list());
+        listed
+            .or_else(|_| self.rt.block_on(self.store.list()))
+            .unwrap()
+            .len()
     }
 
     fn nodes(&self, names: &[&str]) -> Vec<Node> {
         let nodes: Vec<Node> = names
             .iter()
             .map(|name| {
-                let mut config = NodeConfig::new(&self.url, name);
-                config.lease = LEASE;
+                let mut config = self.config.clone();
+                (*name).clone_into(&mut config.name);
                 Node::spawn(exe(), &config).unwrap()
             })
             .collect();
@@ -114,9 +191,7 @@ impl Cluster {
 
     /// Writes the schedules, all before `first` (else the test's window would start late).
     fn add(&self, first: DateTime<Utc>, schedules: Vec<NewSchedule>) {
-        self.rt
-            .block_on(add_schedules(&self.store, schedules))
-            .unwrap();
+        self.rt.block_on(self.store.add(schedules)).unwrap();
         assert!(
             wall_now() < first,
             "writing the schedules took past their first fire at {first}"
@@ -124,9 +199,7 @@ impl Cluster {
     }
 
     fn ledger(&self, schedule_id: &str) -> Vec<FireRecord> {
-        self.rt
-            .block_on(self.store.fires(schedule_id, 1000))
-            .unwrap()
+        self.rt.block_on(self.store.fires(schedule_id)).unwrap()
     }
 
     /// Succeeded ledger rows of a schedule, by nominal time.
@@ -136,6 +209,15 @@ impl Cluster {
             .filter(|f| f.state == FireState::Succeeded)
             .map(|f| (f.nominal_time, f))
             .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // The shared Redis keeps no test's keys; SQL tests leave their schema for a post-mortem.
+        if let AnyStore::Redis(store) = &self.store {
+            let _ = self.rt.block_on(store.delete_all_keys());
+        }
     }
 }
 
@@ -176,41 +258,50 @@ fn assert_no_duplicates(lines: &[NodeLine]) {
     );
 }
 
-macro_rules! on_backends {
-    (@one [$($backend:ident => $variant:ident),*] $name:ident) => {
+macro_rules! on_targets {
+    (@one [$($backend:ident => $target:expr),*] $name:ident) => {
         mod $name {
             use super::*;
             $(
                 #[test]
                 fn $backend() {
                     super::$name(
-                        Backend::$variant,
+                        $target,
                         concat!(stringify!($name), "::", stringify!($backend)),
                     );
                 }
             )*
         }
     };
-    ($backends:tt: $($name:ident),* $(,)?) => {
-        $(on_backends!(@one $backends $name);)*
+    ($targets:tt: $($name:ident),* $(,)?) => {
+        $(on_targets!(@one $targets $name);)*
     };
 }
 
-on_backends!(
-    [sqlite => Sqlite, postgres => Postgres, mysql => MySql]:
+on_targets!(
+    [
+        sqlite => Target::Sql(Backend::Sqlite),
+        postgres => Target::Sql(Backend::Postgres),
+        mysql => Target::Sql(Backend::MySql),
+        redis => Target::Redis
+    ]:
     three_processes_run_each_fire_once,
     a_killed_process_fire_is_taken_over_once,
     a_restart_coalesces_and_honours_the_grace_time,
 );
 
-on_backends!(
-    [postgres => Postgres, mysql => MySql]:
+on_targets!(
+    [
+        postgres => Target::Sql(Backend::Postgres),
+        mysql => Target::Sql(Backend::MySql),
+        redis => Target::Redis
+    ]:
     a_paused_process_late_result_is_rejected,
 );
 
 /// 3 processes, 20 schedules at 1 s for 30 s: exactly one success per fire, none missing.
-fn three_processes_run_each_fire_once(backend: Backend, test: &str) {
-    let Some(cluster) = Cluster::new(backend, test) else {
+fn three_processes_run_each_fire_once(target: Target, test: &str) {
+    let Some(cluster) = Cluster::new(target, test) else {
         return;
     };
     let nodes = cluster.nodes(&["a", "b", "c"]);
@@ -257,8 +348,8 @@ fn three_processes_run_each_fire_once(backend: Backend, test: &str) {
 /// A process killed (SIGKILL) while running a 2 s job: a survivor re-runs that fire once,
 /// with epoch and attempt 2; the dead owner's late completion is refused; every other fire
 /// still succeeds once.
-fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
-    let Some(cluster) = Cluster::new(backend, test) else {
+fn a_killed_process_fire_is_taken_over_once(target: Target, test: &str) {
+    let Some(cluster) = Cluster::new(target, test) else {
         return;
     };
     let mut nodes = cluster.nodes(&["a", "b", "c"]);
@@ -324,7 +415,6 @@ fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
         !cluster
             .rt
             .block_on(cluster.store.finish(dead.name(), &stale, &outcome))
-            .unwrap()
     );
     assert_eq!(cluster.succeeded("slow")[&doomed_fire], *record);
 
@@ -383,8 +473,8 @@ fn a_killed_process_fire_is_taken_over_once(backend: Backend, test: &str) {
 
 /// A process frozen (SIGSTOP) mid-run past its lease: another takes the fire over; when the
 /// frozen one wakes and finishes, its result is refused.
-fn a_paused_process_late_result_is_rejected(backend: Backend, test: &str) {
-    let Some(cluster) = Cluster::new(backend, test) else {
+fn a_paused_process_late_result_is_rejected(target: Target, test: &str) {
+    let Some(cluster) = Cluster::new(target, test) else {
         return;
     };
     let nodes = cluster.nodes(&["a", "b"]);
@@ -443,8 +533,8 @@ fn a_paused_process_late_result_is_rejected(backend: Backend, test: &str) {
 /// Every process stopped across two fires, then one started: a coalescing schedule runs
 /// once for the fires it slept through and records the others coalesced; one with a 1 s
 /// grace records them missed.
-fn a_restart_coalesces_and_honours_the_grace_time(backend: Backend, test: &str) {
-    let Some(cluster) = Cluster::new(backend, test) else {
+fn a_restart_coalesces_and_honours_the_grace_time(target: Target, test: &str) {
+    let Some(cluster) = Cluster::new(target, test) else {
         return;
     };
     let node = cluster.nodes(&["first"]).pop().unwrap();
@@ -510,4 +600,156 @@ fn a_restart_coalesces_and_honours_the_grace_time(backend: Backend, test: &str) 
     assert!(started_by(&after, "strict", at_12).is_empty());
     assert!(started_by(&after, "strict", at_8).is_empty());
     assert!(cluster.succeeded("strict").contains_key(&at_16));
+}
+
+#[test]
+fn redis_restarted_under_load_loses_nothing_and_runs_nothing_twice() {
+    let test = "redis_restarted_under_load_loses_nothing_and_runs_nothing_twice";
+    let Some(mut server) = RedisServer::start(test) else {
+        return;
+    };
+    let cluster = Cluster::on(runtime(), &server.url());
+    let nodes = cluster.nodes(&["a", "b", "c"]);
+    let start = first_fire(LEAD);
+    let end = start + TimeDelta::seconds(24);
+    cluster.add(
+        start,
+        (0..10)
+            .map(|i| NewSchedule::for_job("tick", every(1, start, end)).id(format!("tick-{i}")))
+            .collect(),
+    );
+    // Down from +8 s to +11 s: killed outright, as a crash would.
+    let (down, up) = (
+        start + TimeDelta::seconds(8),
+        start + TimeDelta::seconds(11),
+    );
+    sleep_until(down);
+    server.kill();
+    sleep_until(up);
+    server.restart();
+    // The schedules were written to the append-only file, so Redis came back with them.
+    assert_eq!(cluster.schedule_count(), 10);
+    sleep_until(end + TimeDelta::seconds(2));
+    let per_node: Vec<(String, Vec<NodeLine>)> = nodes
+        .into_iter()
+        .map(|n| (n.name().to_owned(), n.stop().unwrap()))
+        .collect();
+    let lines: Vec<NodeLine> = per_node.iter().flat_map(|(_, l)| l.clone()).collect();
+
+    // Each node saw the outage and then the store working again.
+    for (name, lines) in &per_node {
+        let failed = lines
+            .iter()
+            .rposition(|l| matches!(l, NodeLine::StoreFailed { .. }));
+        let recovered = lines
+            .iter()
+            .rposition(|l| matches!(l, NodeLine::StoreRecovered));
+        assert!(
+            failed.is_some() && recovered > failed,
+            "{name} reports the outage, then the recovery: {lines:?}"
+        );
+    }
+    assert_no_duplicates(&lines);
+    // Before the outage and from a moment after it, every fire ran once; the fires of the
+    // outage ran late or were coalesced, never twice (above).
+    let settled = up + TimeDelta::seconds(3);
+    for i in 0..10 {
+        let id = format!("tick-{i}");
+        let succeeded = cluster.succeeded(&id);
+        for t in nominal_times(start, end, 1) {
+            if t < down - TimeDelta::seconds(1) || t >= settled {
+                assert!(
+                    succeeded.contains_key(&t),
+                    "{id} at +{} s: no succeeded fire: {:?}",
+                    (t - start).num_seconds(),
+                    cluster.ledger(&id)
+                );
+            }
+        }
+    }
+}
+
+/// A Redis server of the test's own, on a free port, persisting to an append-only file that
+/// is flushed at every write: it can be killed and restarted without touching the shared one.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// `None` (the test skipped) when `redis-server` is not installed, unless
+    /// REQUIRE_SERVICES=1 makes that a failure.
+    fn start(test: &str) -> Option<Self> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "{test}: redis-server is not installed, and REQUIRE_SERVICES=1 requires it"
+            );
+            println!("{test}: skipped: redis-server is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("apsched-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--dir", &self.dir.display().to_string()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -28,9 +28,14 @@ pub enum SchedulerStore {
     /// In the `DATABASE_URL` database, shared by every instance of the demo on it: each
     /// update runs once, on one of them (the default).
     Database,
-    /// In Redis at this URL, shared by every instance of the demo on it (the rows still go to
-    /// `DATABASE_URL`).
-    Redis(String),
+    /// In Redis at `url`, under the key prefix `prefix`, shared by every instance of the demo
+    /// on it (the rows still go to `DATABASE_URL`).
+    Redis {
+        /// `SCHEDULER_STORE`.
+        url: String,
+        /// `SCHEDULER_REDIS_PREFIX` (default `apsched`).
+        prefix: String,
+    },
     /// In this process's memory: every process runs every update.
     Memory,
 }
@@ -39,7 +44,7 @@ impl fmt::Display for SchedulerStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Database => f.write_str("database"),
-            Self::Redis(url) => f.write_str(&redact(url)),
+            Self::Redis { url, prefix } => write!(f, "{} (key prefix {prefix})", redact(url)),
             Self::Memory => f.write_str("memory"),
         }
     }
@@ -61,7 +66,7 @@ pub struct Config {
     pub api_token: Option<String>,
     /// `DEMO_FRAMEWORK` when both frameworks are compiled in (default axum).
     pub framework: Framework,
-    /// `SCHEDULER_STORE`: `database` (default) or `memory`.
+    /// `SCHEDULER_STORE`: `database` (default), a `redis://` URL or `memory`.
     pub scheduler_store: SchedulerStore,
     /// `SCHEDULER_LEASE_SECS` (default 30): how long an instance that dies holds the fire it
     /// was running before another instance runs it again.
@@ -116,6 +121,10 @@ pub struct Args {
     /// process runs every update [default: database]
     #[arg(long, env = "SCHEDULER_STORE")]
     pub scheduler_store: Option<String>,
+    /// With a redis:// SCHEDULER_STORE: the prefix of the scheduler's keys, so several
+    /// services share one Redis [default: apsched]
+    #[arg(long, env = "SCHEDULER_REDIS_PREFIX")]
+    pub scheduler_redis_prefix: Option<String>,
     /// Seconds an instance that dies holds the fire it was running before another instance
     /// runs it again [default: 30]
     #[arg(long, env = "SCHEDULER_LEASE_SECS")]
@@ -148,6 +157,7 @@ impl Args {
             "PORT" => self.port.clone(),
             "DATABASE_URL" => self.database_url.clone(),
             "SCHEDULER_STORE" => self.scheduler_store.clone(),
+            "SCHEDULER_REDIS_PREFIX" => self.scheduler_redis_prefix.clone(),
             "SCHEDULER_LEASE_SECS" => self.scheduler_lease_secs.clone(),
             "SCHEDULER_TIMEZONE" => self.scheduler_timezone.clone(),
             "UPDATE_INTERVAL_SECS" => self.update_interval_secs.clone(),
@@ -267,7 +277,21 @@ impl Config {
             None | Some("" | "database") => SchedulerStore::Database,
             Some("memory") => SchedulerStore::Memory,
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                SchedulerStore::Redis(url.to_owned())
+                let prefix = match lookup("SCHEDULER_REDIS_PREFIX") {
+                    None => "apsched".to_owned(),
+                    Some(value) if value.trim().is_empty() => {
+                        return Err(error(
+                            "SCHEDULER_REDIS_PREFIX",
+                            &value,
+                            "must not be empty (leave it unset for the default, apsched)",
+                        ));
+                    }
+                    Some(value) => value.trim().to_owned(),
+                };
+                SchedulerStore::Redis {
+                    url: url.to_owned(),
+                    prefix,
+                }
             }
             Some(other) => {
                 return Err(error(
@@ -279,6 +303,16 @@ impl Config {
                 ));
             }
         };
+        if let (Some(prefix), false) = (
+            lookup("SCHEDULER_REDIS_PREFIX"),
+            matches!(scheduler_store, SchedulerStore::Redis { .. }),
+        ) {
+            return Err(error(
+                "SCHEDULER_REDIS_PREFIX",
+                &prefix,
+                "applies to a schedule kept in Redis only, and SCHEDULER_STORE is not a redis:// URL",
+            ));
+        }
         let lease = match lookup("SCHEDULER_LEASE_SECS") {
             None => Duration::from_secs(30),
             Some(value) => value
@@ -413,7 +447,18 @@ mod tests {
         let c = config(&[("SCHEDULER_STORE", "redis://127.0.0.1:6379")]).unwrap();
         assert_eq!(
             c.scheduler_store,
-            SchedulerStore::Redis("redis://127.0.0.1:6379".to_owned())
+            SchedulerStore::Redis {
+                url: "redis://127.0.0.1:6379".to_owned(),
+                prefix: "apsched".to_owned()
+            }
+        );
+        let c = config(&[
+            ("SCHEDULER_STORE", "redis://127.0.0.1:6379"),
+            ("SCHEDULER_REDIS_PREFIX", " billing "),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.scheduler_store, SchedulerStore::Redis { prefix, .. } if prefix == "billing")
         );
         let c = config(&[("SCHEDULER_STORE", "memory"), ("SCHEDULER_LEASE_SECS", "2")]).unwrap();
         assert_eq!(
@@ -475,6 +520,29 @@ mod tests {
                 Some(message.to_owned())
             );
         }
+        assert_eq!(
+            config(&[("SCHEDULER_REDIS_PREFIX", "billing")])
+                .err()
+                .map(|e| e.to_string()),
+            Some(
+                "SCHEDULER_REDIS_PREFIX=\"billing\" (--scheduler-redis-prefix): applies to a \
+                 schedule kept in Redis only, and SCHEDULER_STORE is not a redis:// URL"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            config(&[
+                ("SCHEDULER_STORE", "redis://127.0.0.1:6379"),
+                ("SCHEDULER_REDIS_PREFIX", " ")
+            ])
+            .err()
+            .map(|e| e.to_string()),
+            Some(
+                "SCHEDULER_REDIS_PREFIX=\" \" (--scheduler-redis-prefix): must not be empty \
+                 (leave it unset for the default, apsched)"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

@@ -91,8 +91,10 @@ pub async fn run(config: Config) -> Result<Stopped<()>, String> {
                 })?;
             builder = builder.shared_store(store);
         }
-        SchedulerStore::Redis(url) => {
-            let options = apsched::redis::StoreOptions::default().lease(config.lease);
+        SchedulerStore::Redis { url, prefix } => {
+            let options = apsched::redis::StoreOptions::default()
+                .lease(config.lease)
+                .prefix(prefix.clone());
             let store = apsched::redis::Store::connect_with(url, options)
                 .await
                 .map_err(|e| format!("SCHEDULER_STORE={}: cannot connect: {e}", redact(url)))?;

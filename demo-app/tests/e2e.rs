@@ -75,8 +75,26 @@ impl Demo {
         log_level: &str,
         log: Stdio,
     ) -> Self {
+        Self::start_on(framework, database_url, None, interval_secs, log_level, log)
+    }
+
+    /// With `redis` (URL, key prefix), the schedule lives in Redis; the rows in `database_url`.
+    fn start_on(
+        framework: &str,
+        database_url: &str,
+        redis: Option<&RedisStore>,
+        interval_secs: &str,
+        log_level: &str,
+        log: Stdio,
+    ) -> Self {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_demo-app"));
+        if let Some(redis) = redis {
+            command
+                .env("SCHEDULER_STORE", &redis.url)
+                .env("SCHEDULER_REDIS_PREFIX", &redis.prefix);
+        }
+        let child = command
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
             .env("DATABASE_URL", database_url)
@@ -392,13 +410,22 @@ fn postgres_server(test: &str) -> Option<String> {
     }
 }
 
+/// Where the demo keeps its schedule when it is not `DATABASE_URL`: Redis, under a key prefix
+/// of the test's own.
+struct RedisStore {
+    url: String,
+    prefix: String,
+}
+
 /// `instances` demo processes on one database (`url`), 1 s interval, for `seconds` s: one
 /// `my_data` row per fire time, none missing, and no run that found its row already written
-/// (the scheduler, not the unique constraint, keeps the fires apart). With `kill_at`, the
-/// first process is SIGKILLed that long after they all answer, just after it could have
-/// finished a fire: the others carry on without a gap.
+/// (the scheduler, not the unique constraint, keeps the fires apart). With `redis`, the
+/// schedule (and the fire ledger) is there instead. With `kill_at`, the first process is
+/// SIGKILLed that long after they all answer, just after it could have finished a fire: the
+/// others carry on without a gap.
 fn instances_write_each_update_once(
     url: &str,
+    redis: Option<&RedisStore>,
     instances: usize,
     seconds: u64,
     kill_at: Option<Duration>,
@@ -412,7 +439,7 @@ fn instances_write_each_update_once(
         .iter()
         .map(|log| {
             let file = std::fs::File::create(log).unwrap();
-            Demo::start_with("axum", url, "1", "info", Stdio::from(file))
+            Demo::start_on("axum", url, redis, "1", "info", Stdio::from(file))
         })
         .collect();
     for demo in &demos {
@@ -444,12 +471,24 @@ fn instances_write_each_update_once(
     let (rows, fires) = rt.block_on(async {
         let db = demo_app::db::connect(url).await.unwrap();
         let rows = demo_app::db::latest(&db, 1000).await.unwrap();
-        let store = apsched::sea_orm::Store::from_connection(db, Default::default())
-            .await
-            .unwrap();
-        let fires = apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
-            .await
-            .unwrap();
+        let fires = if let Some(redis) = redis {
+            let options = apsched::redis::StoreOptions::default().prefix(redis.prefix.clone());
+            let store = apsched::redis::Store::connect_with(&redis.url, options)
+                .await
+                .unwrap();
+            let fires = apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
+                .await
+                .unwrap();
+            store.delete_all_keys().await.unwrap();
+            fires
+        } else {
+            let store = apsched::sea_orm::Store::from_connection(db, Default::default())
+                .await
+                .unwrap();
+            apsched::store::FireHistory::fires(&store, demo_app::SCHEDULE_ID, 1000)
+                .await
+                .unwrap()
+        };
         (rows, fires)
     });
     // A fire claimed as the last instance stopped was handed back, never run: only fires up
@@ -504,7 +543,14 @@ fn two_and_three_instances_on_one_sqlite_file_write_each_update_once() {
     for instances in [2, 3] {
         let db = temp_db(&format!("shared-{instances}"));
         let url = format!("sqlite://{}", db.display());
-        instances_write_each_update_once(&url, instances, 20, None, &format!("sqlite-{instances}"));
+        instances_write_each_update_once(
+            &url,
+            None,
+            instances,
+            20,
+            None,
+            &format!("sqlite-{instances}"),
+        );
     }
 }
 
@@ -513,7 +559,14 @@ fn two_and_three_instances_on_one_sqlite_file_write_each_update_once() {
 fn a_killed_instance_on_a_shared_sqlite_file_leaves_no_gap() {
     let db = temp_db("shared-killed");
     let url = format!("sqlite://{}", db.display());
-    instances_write_each_update_once(&url, 3, 22, Some(Duration::from_secs(8)), "sqlite-killed");
+    instances_write_each_update_once(
+        &url,
+        None,
+        3,
+        22,
+        Some(Duration::from_secs(8)),
+        "sqlite-killed",
+    );
 }
 
 /// Three demo processes on one PostgreSQL database.
@@ -537,7 +590,36 @@ fn three_instances_on_one_postgres_database_write_each_update_once() {
     });
     let separator = if server.contains('?') { '&' } else { '?' };
     let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
-    instances_write_each_update_once(&url, 3, 30, None, "postgres");
+    instances_write_each_update_once(&url, None, 3, 30, None, "postgres");
+}
+
+/// Three demo processes with their schedule in one Redis (`SCHEDULER_STORE=redis://...`), the
+/// rows in one SQLite file.
+#[test]
+fn three_instances_on_one_redis_write_each_update_once() {
+    let test = "three_instances_on_one_redis_write_each_update_once";
+    let url = match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "{test}: TEST_REDIS_URL is not set, and REQUIRE_SERVICES=1 requires the server"
+            );
+            println!("{test}: skipped: TEST_REDIS_URL is not set");
+            return;
+        }
+    };
+    let redis = RedisStore {
+        url,
+        prefix: format!(
+            "apsched_demo_{}_{}",
+            std::process::id(),
+            wall_clock().timestamp_micros()
+        ),
+    };
+    let db = temp_db("redis-rows");
+    let rows = format!("sqlite://{}", db.display());
+    instances_write_each_update_once(&rows, Some(&redis), 3, 25, None, "redis");
 }
 
 /// A process that keeps its schedule in memory while the environment says the service runs

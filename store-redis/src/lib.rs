@@ -216,6 +216,42 @@ impl Store {
         })
     }
 
+    /// Deletes every key under this store's prefix (schedules, fires, history): what dropping
+    /// the tables is to a SQL store, for tests and teardown. Instances still running on the
+    /// prefix find an empty store. Returns how many keys were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when Redis cannot be reached; keys deleted before the failure stay
+    /// deleted.
+    pub async fn delete_all_keys(&self) -> Result<u64, Error> {
+        let pattern = format!("{}:*", glob_escape(self.prefix()));
+        let mut conn = self.conn();
+        let mut cursor = 0_u64;
+        let mut deleted = 0_u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     fn conn(&self) -> ConnectionManager {
         self.inner.conn.clone()
     }
@@ -227,6 +263,18 @@ impl Store {
     fn lease_micros(&self) -> i64 {
         i64::try_from(self.inner.options.lease.as_micros()).unwrap_or(i64::MAX)
     }
+}
+
+/// The prefix as a SCAN pattern that matches it literally.
+fn glob_escape(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// A store error as the core reports it.

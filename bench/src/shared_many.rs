@@ -1,21 +1,33 @@
-//! `sql-many`: N interval schedules at 1 s on PostgreSQL, run by P node processes for D
-//! seconds. Reports fires per second, lateness, duplicates and gaps (both must be 0).
+//! `shared-many` (formerly `sql-many`): N interval schedules at 1 s on a shared store
+//! (PostgreSQL, or Redis when the URL is `redis://`), run by P node processes for D seconds.
+//! Reports fires per second, lateness, duplicates and gaps (both must be 0).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use scheduler_bench::cluster::{Node, NodeConfig, NodeLine, accepted_runs, add_schedules};
+use scheduler_bench::cluster::{
+    Node, NodeConfig, NodeLine, accepted_runs, add_schedules, is_redis, redis_store, sql_store,
+};
 use scheduler_core::NewSchedule;
+use scheduler_core::store::SharedStore;
 use scheduler_core::trigger::IntervalTrigger;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
-use store_sea_orm::{Store, StoreOptions};
 
 use crate::measure::{lateness_json, process_cpu_seconds};
 use crate::{BenchResult, now, round3, sleep_until, whole_second_after};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Nodes' settings: a lease longer than any run, a poll of 1 s where there are no
+/// notifications.
+fn node_config(url: &str) -> NodeConfig {
+    let mut config = NodeConfig::new(url, "");
+    config.lease = Duration::from_secs(30);
+    config.poll = Duration::from_secs(1);
+    config
+}
 
 pub(crate) async fn run(
     n: usize,
@@ -27,38 +39,65 @@ pub(crate) async fn run(
         .or_else(|| std::env::var("BENCH_POSTGRES_URL").ok())
         .or_else(|| std::env::var("TEST_POSTGRES_URL").ok())
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
-    if !server.starts_with("postgres") {
-        return Err(
-            format!("sql-many runs on PostgreSQL; \"{server}\" is not a postgres:// URL").into(),
-        );
-    }
-    // A schema of its own, dropped at the end: the bench never touches other tables.
-    let schema = format!(
+    let (seconds, processes) = (seconds.max(1), processes.max(1));
+    // A key prefix or schema of its own, deleted at the end: the bench never touches other
+    // schedules.
+    let own = format!(
         "apsched_bench_{}_{:04x}",
         std::process::id(),
         fastrand::u16(..)
     );
+    if is_redis(&server) {
+        let mut config = node_config(&server);
+        config.prefix = Some(own);
+        let store = redis_store(&config).await?;
+        let result = measure(&store, &config, n, seconds, processes).await;
+        store.delete_all_keys().await?;
+        return result.map(|mut line| {
+            line["store"] = json!("redis");
+            line
+        });
+    }
+    if !server.starts_with("postgres") {
+        return Err(format!(
+            "shared-many runs on PostgreSQL or Redis; \"{server}\" is neither a postgres:// \
+             nor a redis:// URL"
+        )
+        .into());
+    }
     let admin = Database::connect(&server).await?;
     admin
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .execute_unprepared(&format!("CREATE SCHEMA {own}"))
         .await?;
     let separator = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
-    let result = measure(&url, n, seconds.max(1), processes.max(1)).await;
+    let config = node_config(&format!(
+        "{server}{separator}options=-c%20search_path%3D{own}"
+    ));
+    let result = match sql_store(&config).await {
+        Ok(store) => measure(&store, &config, n, seconds, processes).await,
+        Err(error) => Err(error),
+    };
     admin
-        .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute_unprepared(&format!("DROP SCHEMA {own} CASCADE"))
         .await?;
-    result
+    result.map(|mut line| {
+        line["store"] = json!("postgres");
+        line
+    })
 }
 
-async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchResult {
-    let store = Store::connect_with(url, StoreOptions::default()).await?;
+async fn measure<S: SharedStore + Clone>(
+    store: &S,
+    config: &NodeConfig,
+    n: usize,
+    seconds: u64,
+    processes: usize,
+) -> BenchResult {
     let exe = std::env::current_exe()?;
     let mut nodes = Vec::with_capacity(processes);
     for i in 0..processes {
-        let mut config = NodeConfig::new(url, &format!("node-{i}"));
-        config.lease = Duration::from_secs(30);
-        config.poll = Duration::from_secs(1);
+        let mut config = config.clone();
+        config.name = format!("node-{i}");
         nodes.push(Node::spawn(&exe, &config)?);
     }
     for node in &nodes {
@@ -78,8 +117,8 @@ async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchRe
         .end(end)
         .build()?;
     add_schedules(
-        &store,
-        (0..n).map(|i| NewSchedule::for_job("tick", trigger.clone()).id(format!("sql-{i}"))),
+        store,
+        (0..n).map(|i| NewSchedule::for_job("tick", trigger.clone()).id(format!("shared-{i}"))),
     )
     .await?;
     if now() >= start {
@@ -116,7 +155,7 @@ async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchRe
     for i in 0..n {
         let mut t = start;
         while t <= end {
-            if !runs.contains_key(&(format!("sql-{i}"), t.timestamp_micros())) {
+            if !runs.contains_key(&(format!("shared-{i}"), t.timestamp_micros())) {
                 gaps += 1;
             }
             t += TimeDelta::seconds(1);
@@ -125,7 +164,7 @@ async fn measure(url: &str, n: usize, seconds: u64, processes: usize) -> BenchRe
     let fires: u32 = runs.values().sum();
     let cpu: f64 = cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).sum();
     Ok(json!({
-        "workload": "sql-many",
+        "workload": "shared-many",
         "n": n,
         "seconds": seconds,
         "processes": processes,
