@@ -144,6 +144,6 @@ pub use self::schedule::{
     NewSchedule, OnConflict, Overlap, Schedule, ScheduleChanges, ScheduleOptions,
 };
 pub use self::scheduler::{
-    DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler, SchedulerBuilder, SchedulerHandle,
-    host_name,
+    DEFAULT_CLAIM_AHEAD, DEFAULT_EVENT_CAPACITY, DEFAULT_HISTORY_LIMIT, Scheduler,
+    SchedulerBuilder, SchedulerHandle, host_name,
 };

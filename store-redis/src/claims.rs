@@ -178,6 +178,7 @@ impl FireClaims for Store {
             .due
             .arg(self.prefix())
             .arg(claimer.limit)
+            .arg(i64::try_from(claimer.ahead.as_micros()).unwrap_or(i64::MAX))
             .arg(claimer.jobs.iter().map(|j| &**j).collect::<Vec<_>>())
             .invoke_async(&mut self.conn())
             .await
@@ -203,8 +204,15 @@ impl FireClaims for Store {
                 let due_time = v.due_time.unwrap_or(now);
                 let plan = planner
                     .plan(DueSchedule::new(&v.schedule, due_time, now, live).waiting(waiting));
-                items.push(plan_item(v, &plan, claimer)?);
+                if !plan.not_yet {
+                    items.push(plan_item(v, &plan, claimer)?);
+                }
                 plans.push(plan);
+            }
+            if items.is_empty() {
+                // Due ahead, with runs going: the same claim again would find the same.
+                batch.more = false;
+                return Ok(batch);
             }
             let committed = self.commit(&items, false).await?;
             // A schedule another instance claimed meanwhile: the next claim looks again.

@@ -43,15 +43,24 @@ impl FireHistory for Store {
     async fn fires(&self, schedule_id: &str, limit: usize) -> CoreResult<Vec<FireRecord>> {
         let mut conn = self.conn();
         let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
-        let ids: Vec<String> = conn
-            .zrevrange(format!("{}:history:{schedule_id}", self.prefix()), 0, stop)
+        let history = format!("{}:history:{schedule_id}", self.prefix());
+        let mut ids: Vec<String> = conn
+            .zrevrange(&history, 0, stop)
             .await
             .map_err(store_error)?;
         if ids.is_empty() {
-            return match self.get(schedule_id).await? {
-                Some(_) => Ok(Vec::new()),
-                None => Err(CoreError::ScheduleNotFound(schedule_id.to_owned())),
-            };
+            if self.get(schedule_id).await?.is_some() {
+                return Ok(Vec::new());
+            }
+            // A claim may have written its last fire and deleted it between the two reads
+            // (one script): its fires are there now, or it never was.
+            ids = conn
+                .zrevrange(&history, 0, stop)
+                .await
+                .map_err(store_error)?;
+            if ids.is_empty() {
+                return Err(CoreError::ScheduleNotFound(schedule_id.to_owned()));
+            }
         }
         let mut pipe = redis::pipe();
         for id in &ids {

@@ -56,26 +56,40 @@ impl FireLeases for Store {
         fire: &FireToken,
         outcome: &FireOutcome,
     ) -> CoreResult<bool> {
-        let finished: i64 = self
-            .inner
-            .scripts
-            .finish
-            .arg(self.prefix())
-            .arg(owner)
-            .arg(fire.id())
-            .arg(fire.epoch())
-            .arg(outcome.final_state().map_or("", |s| s.as_str()))
-            .arg(outcome.reason(owner).unwrap_or_default())
-            .arg(outcome.error().unwrap_or_default())
-            .arg(if *outcome == FireOutcome::NotStarted {
-                "1"
-            } else {
-                "0"
-            })
+        let finished = self
+            .finish_many(owner, &[(fire.clone(), outcome.clone())])
+            .await?;
+        Ok(finished.first() == Some(&true))
+    }
+
+    async fn finish_many(
+        &self,
+        owner: &str,
+        fires: &[(FireToken, FireOutcome)],
+    ) -> CoreResult<Vec<bool>> {
+        if fires.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.inner.scripts.finish.prepare_invoke();
+        invocation.arg(self.prefix()).arg(owner);
+        for (fire, outcome) in fires {
+            invocation
+                .arg(fire.id())
+                .arg(fire.epoch())
+                .arg(outcome.final_state().map_or("", |s| s.as_str()))
+                .arg(outcome.reason(owner).unwrap_or_default())
+                .arg(outcome.error().unwrap_or_default())
+                .arg(if *outcome == FireOutcome::NotStarted {
+                    "1"
+                } else {
+                    "0"
+                });
+        }
+        let finished: Vec<i64> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(store_error)?;
-        Ok(finished == 1)
+        Ok(finished.into_iter().map(|f| f == 1).collect())
     }
 
     async fn release(&self, owner: &str) -> CoreResult<()> {

@@ -285,7 +285,7 @@ impl Store {
         let mut select = self.select_schedules();
         select
             .and_where(Expr::col(S::DueTime).is_not_null())
-            .and_where(Expr::col(S::DueTime).lte(now))
+            .and_where(Expr::col(S::DueTime).lte(micros(claimer.horizon(now_time))))
             .and_where(in_strings(S::Job, claimer.jobs.iter().map(|j| &**j)))
             .order_by(S::DueTime, Order::Asc)
             .limit(u64::try_from(claimer.limit).unwrap_or(u64::MAX));
@@ -329,11 +329,18 @@ impl Store {
                 )
             })
             .collect();
+        if plans.iter().all(|p| p.not_yet) {
+            // Due ahead, with runs going: the same claim again would find the same.
+            batch.more = false;
+        }
         let mut rows = Vec::new();
         let mut advanced = Vec::new();
         let mut finished = Vec::new();
         let mut cancelling = Vec::new();
         for (d, plan) in due.iter().zip(&plans) {
+            if plan.not_yet {
+                continue;
+            }
             let last = plan.next_run_time.is_none();
             for (i, &nominal) in plan.run.iter().enumerate() {
                 let state = match i {
@@ -571,7 +578,11 @@ impl Store {
                 .value(F::ClaimedAt, now)
                 .value(
                     F::StartedAt,
-                    Expr::val((new_state == FireState::Running).then_some(now)),
+                    // Taken over ahead of its time, it starts then.
+                    Expr::val(
+                        (new_state == FireState::Running)
+                            .then_some(Ord::max(now, micros(nominal_time))),
+                    ),
                 )
                 .value(F::Reason, reason::taken_over(&previous))
                 .and_where(Expr::col(F::Id).eq(fire_id))

@@ -128,14 +128,19 @@ impl FireHistory for Store {
             .order_by(F::NominalTime, Order::Desc)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .to_owned();
-        let rows = self.inner.db.query_all(&select).await.map_err(db)?;
+        let mut rows = self.inner.db.query_all(&select).await.map_err(db)?;
         if rows.is_empty()
             && self
                 .versioned(&self.inner.db, schedule_id, false)
                 .await?
                 .is_none()
         {
-            return Err(CoreError::ScheduleNotFound(schedule_id.to_owned()));
+            // A claim may have written its last fire and deleted it between the two reads
+            // (one transaction): its fires are there now, or it never was.
+            rows = self.inner.db.query_all(&select).await.map_err(db)?;
+            if rows.is_empty() {
+                return Err(CoreError::ScheduleNotFound(schedule_id.to_owned()));
+            }
         }
         rows.iter()
             .map(|row| fire_record(row).map_err(db))

@@ -1,6 +1,7 @@
 //! The leases of held fires: starting, renewing, finishing and releasing them, each a write
 //! conditioned on the holder (and its epoch).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,6 +39,38 @@ impl Store {
             .map_err(db)?
             .rows_affected()
             == 1)
+    }
+
+    /// Whether each fire (id, epoch) now stands as `owner`'s, at that epoch, in state `end`:
+    /// how it ended, whoever wrote it (this call, or an earlier one whose answer was lost).
+    async fn ended_as(
+        &self,
+        owner: &str,
+        fires: &[(i64, i64, FireState)],
+    ) -> CoreResult<Vec<bool>> {
+        let mut found: HashMap<i64, (Option<String>, i64, String)> = HashMap::new();
+        for chunk in fires.chunks(self.dialect().rows_per_statement()) {
+            let select = Query::select()
+                .columns([F::Id, F::Owner, F::Epoch, F::State])
+                .from(self.tables().fires.clone())
+                .and_where(Expr::col(F::Id).is_in(chunk.iter().map(|(id, _, _)| *id)))
+                .to_owned();
+            for row in self.inner.db.query_all(&select).await.map_err(db)? {
+                let id: i64 = row.try_get("", "id").map_err(db)?;
+                let owner: Option<String> = row.try_get("", "owner").map_err(db)?;
+                let epoch: i64 = row.try_get("", "epoch").map_err(db)?;
+                let state: String = row.try_get("", "state").map_err(db)?;
+                found.insert(id, (owner, epoch, state));
+            }
+        }
+        Ok(fires
+            .iter()
+            .map(|(id, epoch, end)| {
+                found.get(id).is_some_and(|(o, e, s)| {
+                    o.as_deref() == Some(owner) && e == epoch && s == end.as_str()
+                })
+            })
+            .collect())
     }
 
     fn lease_from_now(&self) -> Expr {
@@ -131,7 +164,80 @@ impl FireLeases for Store {
         if finished && outcome.final_state().is_none() {
             self.notify_change().await;
         }
-        Ok(finished)
+        match outcome.final_state() {
+            // Nothing written: perhaps this end was written already (a retry).
+            Some(end) if !finished => {
+                let id = fire.id().parse().map_err(|_| {
+                    db(DbErr::Custom(format!(
+                        "\"{}\" is not a fire id of this store",
+                        fire.id()
+                    )))
+                })?;
+                Ok(self.ended_as(owner, &[(id, fire.epoch(), end)]).await? == [true])
+            }
+            _ => Ok(finished),
+        }
+    }
+
+    async fn finish_many(
+        &self,
+        owner: &str,
+        fires: &[(FireToken, FireOutcome)],
+    ) -> CoreResult<Vec<bool>> {
+        // One UPDATE per kind of end (state, reason, error) and epoch, each over many ids,
+        // then one read of how they stand: a thousand successes are a few statements.
+        type Kind = (FireState, Option<String>, Option<String>, i64);
+        let mut answers = vec![false; fires.len()];
+        let mut kinds: Vec<(Kind, Vec<i64>)> = Vec::new();
+        let mut ended: Vec<(usize, (i64, i64, FireState))> = Vec::new();
+        for (i, (fire, outcome)) in fires.iter().enumerate() {
+            let Some(end) = outcome.final_state() else {
+                // Handed back (at shutdown, rare): on its own, as it notifies the others.
+                answers[i] = self.finish(owner, fire, outcome).await?;
+                continue;
+            };
+            let Ok(id) = fire.id().parse::<i64>() else {
+                continue; // not a fire of this store, so not this owner's
+            };
+            let kind = (
+                end,
+                outcome.reason(owner),
+                outcome.error().map(str::to_owned),
+                fire.epoch(),
+            );
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, ids)) => ids.push(id),
+                None => kinds.push((kind, vec![id])),
+            }
+            ended.push((i, (id, fire.epoch(), end)));
+        }
+        for ((end, why, error, epoch), ids) in &kinds {
+            for chunk in ids.chunks(self.dialect().rows_per_statement()) {
+                let update = Query::update()
+                    .table(self.tables().fires.clone())
+                    .value(F::State, state(*end))
+                    .value(
+                        F::Reason,
+                        Func::coalesce([Expr::val(why.clone()), Expr::col(F::Reason)]),
+                    )
+                    .value(F::Error, Expr::val(error.clone()))
+                    .value(F::FinishedAt, self.dialect().now())
+                    .value(F::LeaseUntil, Expr::val(Value::BigInt(None)))
+                    .value(F::Claim, Expr::val(Value::String(None)))
+                    .and_where(Expr::col(F::Owner).eq(owner))
+                    .and_where(Expr::col(F::Epoch).eq(*epoch))
+                    .and_where(in_strings(F::State, HELD))
+                    .and_where(Expr::col(F::Id).is_in(chunk.iter().copied()))
+                    .to_owned();
+                self.inner.db.execute(&update).await.map_err(db)?;
+            }
+        }
+        let fenced: Vec<(i64, i64, FireState)> = ended.iter().map(|(_, f)| *f).collect();
+        let stand = self.ended_as(owner, &fenced).await?;
+        for ((i, _), ok) in ended.iter().zip(stand) {
+            answers[*i] = ok;
+        }
+        Ok(answers)
     }
 
     async fn release(&self, owner: &str) -> CoreResult<()> {

@@ -103,7 +103,10 @@ impl Store {
                     i32::from(held).into(),
                     held.then_some(lease_until).into(),
                     now.into(),
-                    (row.state == FireState::Running).then_some(now).into(),
+                    // Claimed ahead, it starts at its time.
+                    (row.state == FireState::Running)
+                        .then_some(Ord::max(now, micros(row.nominal)))
+                        .into(),
                     // A waiting fire has not ended: it has not even begun.
                     (!held && row.state != FireState::Waiting)
                         .then_some(now)

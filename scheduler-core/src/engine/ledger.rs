@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use super::runs::RunControl;
 use super::state::Shared;
@@ -29,12 +29,24 @@ struct Holding {
     cancel: Option<(RunControl, Duration)>,
 }
 
+/// An end waiting to be written, and who waits for the answer.
+struct PendingEnd {
+    fire: FireToken,
+    outcome: FireOutcome,
+    answer: oneshot::Sender<Result<bool, Arc<str>>>,
+}
+
 pub(crate) struct Ledger {
     pub(crate) store: Arc<dyn SharedStore>,
     pub(crate) owner: Arc<str>,
     held: Mutex<HashMap<FireToken, Holding>>,
     /// Woken when the last held fire is let go, so the lease renewal can end at shutdown.
     emptied: Notify,
+    /// Ends that came in while a write of ends was under way: the next write takes them all.
+    ends: Mutex<Vec<PendingEnd>>,
+    /// Held by the run writing ends; the others wait their turn, usually to find their end
+    /// written already.
+    writing_ends: tokio::sync::Mutex<()>,
 }
 
 impl Ledger {
@@ -44,11 +56,13 @@ impl Ledger {
             owner,
             held: Mutex::default(),
             emptied: Notify::new(),
+            ends: Mutex::default(),
+            writing_ends: tokio::sync::Mutex::new(()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<FireToken, Holding>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.held)
     }
 
     /// This instance holds `fire` from its claim on: its lease is renewed until let go.
@@ -156,14 +170,13 @@ impl Ledger {
     ) -> bool {
         let mut delay = Duration::from_millis(100);
         let recorded = loop {
-            match self.store.finish(&self.owner, &fire.token, outcome).await {
+            match self.write_end(&fire.token, outcome).await {
                 Ok(true) => break true,
                 Ok(false) => {
                     reject(shared, run, &fire.token, "after it ended");
                     break false;
                 }
-                Err(error) => {
-                    let text = error_chain(&error);
+                Err(text) => {
                     tracing::error!(
                         schedule_id = %run.schedule_id,
                         nominal_time = %run.nominal_time,
@@ -173,7 +186,7 @@ impl Ledger {
                     );
                     shared.emit(|| Event::StoreFailed {
                         operation: "record how a fire ended",
-                        error: text.into(),
+                        error: Arc::clone(&text),
                     });
                 }
             }
@@ -191,6 +204,57 @@ impl Ledger {
             shared.wake.notify_one();
         }
         recorded
+    }
+
+    /// Writes how a fire ended, together with every other end that came in meanwhile: one
+    /// [`FireLeases::finish_many`](crate::store::FireLeases::finish_many) for all of them,
+    /// and none waiting for a timer. At a thousand ends a second that is a few writes a
+    /// second instead of a thousand. `Err` carries the store's error, for this end's retry.
+    async fn write_end(&self, fire: &FireToken, outcome: &FireOutcome) -> Result<bool, Arc<str>> {
+        let (answer, answered) = oneshot::channel();
+        lock(&self.ends).push(PendingEnd {
+            fire: fire.clone(),
+            outcome: outcome.clone(),
+            answer,
+        });
+        {
+            let _turn = self.writing_ends.lock().await;
+            let pending = std::mem::take(&mut *lock(&self.ends));
+            if !pending.is_empty() {
+                let ends: Vec<(FireToken, FireOutcome)> = pending
+                    .iter()
+                    .map(|p| (p.fire.clone(), p.outcome.clone()))
+                    .collect();
+                match self.store.finish_many(&self.owner, &ends).await {
+                    Ok(finished) if finished.len() == pending.len() => {
+                        for (p, finished) in pending.into_iter().zip(finished) {
+                            let _ = p.answer.send(Ok(finished));
+                        }
+                    }
+                    Ok(finished) => {
+                        let text: Arc<str> = format!(
+                            "the store answered {} of {} ends written together",
+                            finished.len(),
+                            pending.len()
+                        )
+                        .into();
+                        for p in pending {
+                            let _ = p.answer.send(Err(Arc::clone(&text)));
+                        }
+                    }
+                    Err(error) => {
+                        let text: Arc<str> = error_chain(&error).into();
+                        for p in pending {
+                            let _ = p.answer.send(Err(Arc::clone(&text)));
+                        }
+                    }
+                }
+            }
+        }
+        // The writer that took this end may have been dropped mid-write: tried again then.
+        answered
+            .await
+            .unwrap_or_else(|_| Err("the write of this end was abandoned".into()))
     }
 
     /// Renews the leases of every held fire, a third of a lease apart, until shutdown has let
@@ -241,6 +305,10 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn reject(shared: &Shared, run: &RunSummary, token: &FireToken, when: &str) {

@@ -50,8 +50,8 @@ pub(crate) fn spawn(shared: &Arc<Shared>, backend: Backend) -> mpsc::UnboundedSe
     let (commands, receiver) = mpsc::unbounded_channel();
     let timetable = match backend {
         Backend::Local(store) => Timetable::Local(LocalTimetable::new(Arc::clone(shared), store)),
-        Backend::Shared(store) => {
-            Timetable::Shared(SharedTimetable::new(Arc::clone(shared), store))
+        Backend::Shared(store, ahead) => {
+            Timetable::Shared(SharedTimetable::new(Arc::clone(shared), store).claim_ahead(ahead))
         }
     };
     let engine = Engine {
@@ -130,7 +130,14 @@ impl Engine {
             }
             Command::Pause(id, reply) => answer(reply, self.pause(&id).await),
             Command::Resume(id, reply) => answer(reply, self.resume(&id).await),
-            Command::PauseAll(reply) => answer(reply, self.shared.set_paused(true)),
+            Command::PauseAll(reply) => {
+                let paused = self.shared.set_paused(true);
+                if paused.is_ok() {
+                    // Runs claimed ahead would start late, at the resume: others run them.
+                    self.timetable.paused().await;
+                }
+                answer(reply, paused);
+            }
             Command::ResumeAll(reply) => answer(reply, self.shared.set_paused(false)),
             Command::Remove(id, reply) => answer(reply, self.remove(&id).await),
             Command::RemoveAll(reply) => answer(reply, self.remove_all().await),

@@ -2,7 +2,7 @@
 //! fires from the store (which applies the engine's [`Planner`]), runs them under a lease, and
 //! records how they ended.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,6 +56,10 @@ pub(crate) struct SharedTimetable {
     waiting_for: Option<DateTime<Utc>>,
     /// The due time the last fruitless look was for.
     stuck_at: Option<DateTime<Utc>>,
+    /// How far ahead of their due time fires are claimed.
+    ahead: Duration,
+    /// Runs claimed ahead, held here until their first fire's nominal time.
+    claimed_ahead: BTreeMap<DateTime<Utc>, Vec<(ClaimedRun, Fires)>>,
 }
 
 impl SharedTimetable {
@@ -77,7 +81,16 @@ impl SharedTimetable {
             fruitless: 0,
             waiting_for: None,
             stuck_at: None,
+            ahead: Duration::ZERO,
+            claimed_ahead: BTreeMap::new(),
         }
+    }
+
+    /// Claims fires up to `ahead` before their due time, held by a third of the lease at
+    /// most: a fire is claimed with its lease, and must start well inside it.
+    pub(crate) fn claim_ahead(mut self, ahead: Duration) -> Self {
+        self.ahead = ahead.min(self.store.lease() / 3);
+        self
     }
 
     fn claimer(&self) -> Claimer<'_> {
@@ -85,6 +98,7 @@ impl SharedTimetable {
         // Without a concurrency limit a claimed fire starts at once: the claim records it
         // running, which saves a write per fire before the job can start.
         claimer.start_at_once = self.shared.concurrency.is_none();
+        claimer.ahead = self.ahead;
         claimer
     }
 
@@ -134,18 +148,32 @@ impl SharedTimetable {
         Ok(())
     }
 
-    /// What to wait for before looking at the store again.
+    /// What to wait for before looking at the store again, or starting runs claimed ahead.
     pub(crate) async fn wake(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let wait = self.next_wait().await;
         let store = Arc::clone(&self.store);
         let shared = Arc::clone(&self.shared);
+        // On the scheduler's clock, which sleeps the last milliseconds precisely.
+        let held_until = self
+            .claimed_ahead
+            .first_key_value()
+            .map(|(&at, _)| self.shared.clock.sleep_until(at));
         Box::pin(async move {
-            if !wait.is_zero() {
-                // A fire held here ended and one of its schedule may wait: look at once.
-                tokio::select! {
-                    () = store.wait_for_change(wait) => {}
-                    () = shared.wake.notified() => {}
+            let look = async {
+                if !wait.is_zero() {
+                    // A fire held here ended and one of its schedule may wait: look at once.
+                    tokio::select! {
+                        () = store.wait_for_change(wait) => {}
+                        () = shared.wake.notified() => {}
+                    }
                 }
+            };
+            match held_until {
+                Some(start) => tokio::select! {
+                    () = look => {}
+                    () = start => {}
+                },
+                None => look.await,
             }
         })
     }
@@ -159,7 +187,8 @@ impl SharedTimetable {
         let recheck = self.store.recheck_interval();
         match self.store.next_due(&self.jobs).await {
             Ok((now, Some(due))) => {
-                let wait = (due - now).to_std().unwrap_or_default().min(recheck);
+                let until_due = (due - now).to_std().unwrap_or_default();
+                let wait = until_due.saturating_sub(self.ahead).min(recheck);
                 // The same due time that the last look found nothing to do for (a row this
                 // instance cannot use): back off, up to the re-check, rather than spin. A later
                 // due time is news (another instance took the fire): no backoff.
@@ -169,7 +198,14 @@ impl SharedTimetable {
                 self.waiting_for = Some(due);
                 if self.fruitless > 0 {
                     let floor = FRUITLESS_WAIT * 2u32.pow(self.fruitless.min(6));
-                    wait.max(floor.min(recheck))
+                    let backed_off = wait.max(floor.min(recheck));
+                    // Looked at ahead of its time and left (its runs were going): at its
+                    // due time it is decided, so the backoff does not go past it.
+                    if until_due.is_zero() {
+                        backed_off
+                    } else {
+                        backed_off.min(until_due)
+                    }
                 } else {
                     wait
                 }
@@ -182,8 +218,10 @@ impl SharedTimetable {
         }
     }
 
-    /// Claims what is due (and what dead instances left), and starts it.
+    /// Starts the runs claimed ahead whose time has come; claims what is due or soon due (and
+    /// what dead instances left), and starts what is due of it.
     pub(crate) async fn fire_due(&mut self) {
+        self.start_claimed_ahead();
         let mut found = false;
         let recovering = self.backoff.is_some();
         for _ in 0..CLAIMS_PER_WAKE {
@@ -236,7 +274,22 @@ impl SharedTimetable {
         }
     }
 
-    fn apply(&self, batch: ClaimBatch) {
+    /// Spawns the runs claimed ahead whose first fire's time has come.
+    fn start_claimed_ahead(&mut self) {
+        let now = self.shared.clock.now();
+        let mut runs = Vec::new();
+        while let Some(entry) = self.claimed_ahead.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for (claimed, fires) in entry.remove() {
+                runs.extend(self.submit(claimed, fires));
+            }
+        }
+        dispatch::spawn_all(&self.shared, runs);
+    }
+
+    fn apply(&mut self, batch: ClaimBatch) {
         for (schedule_id, fire) in &batch.not_run {
             dispatch::not_run(&self.shared, schedule_id, std::slice::from_ref(fire));
         }
@@ -257,21 +310,37 @@ impl SharedTimetable {
                 nominal_time,
             });
         }
-        let runs: Vec<RunTask> = batch
-            .runs
-            .into_iter()
-            .filter_map(|run| self.run(run))
-            .collect();
+        let now = self.shared.clock.now();
+        let mut runs = Vec::with_capacity(batch.runs.len());
+        for claimed in batch.runs {
+            let Some(fires) = self.hold(&claimed) else {
+                continue;
+            };
+            let first = claimed.fires.first().map_or(now, |f| f.nominal_time);
+            if first > now {
+                self.claimed_ahead
+                    .entry(first)
+                    .or_default()
+                    .push((claimed, fires));
+            } else {
+                runs.extend(self.submit(claimed, fires));
+            }
+        }
         dispatch::spawn_all(&self.shared, runs);
     }
 
-    /// A claimed run, held here from now on.
+    /// A claimed run, held here from now on, started now.
     fn run(&self, claimed: ClaimedRun) -> Option<RunTask> {
-        let Some(job) = self.shared.job(claimed.schedule.job.as_deref()) else {
-            // Claims are only for jobs this instance knows, and a running scheduler's jobs
-            // cannot change; the lease runs out and an instance that knows it takes it.
-            return None;
-        };
+        let fires = self.hold(&claimed)?;
+        self.submit(claimed, fires)
+    }
+
+    /// Holds a claimed run's fires in the ledger (their leases renewed from now on); `None`
+    /// for a job this instance does not know.
+    fn hold(&self, claimed: &ClaimedRun) -> Option<Fires> {
+        // Claims are only for jobs this instance knows, and a running scheduler's jobs cannot
+        // change; were it unknown, the lease runs out and an instance that knows it takes it.
+        self.shared.job(claimed.schedule.job.as_deref())?;
         let fires: Fires = claimed
             .fires
             .iter()
@@ -289,6 +358,12 @@ impl SharedTimetable {
                 }
             })
             .collect();
+        Some(fires)
+    }
+
+    /// A held run, counted against `max_instances` and announced: ready to spawn.
+    fn submit(&self, claimed: ClaimedRun, fires: Fires) -> Option<RunTask> {
+        let job = self.shared.job(claimed.schedule.job.as_deref())?;
         let first = fires.as_slice().first().map(|f| f.run_id);
         let tokens: Vec<_> = claimed.fires.iter().map(|f| f.token.clone()).collect();
         let runtime = ScheduleRuntime::claimed(
@@ -439,9 +514,22 @@ impl SharedTimetable {
         self.store.fires(id, limit).await
     }
 
+    /// Gives back the runs claimed ahead that have not started (the scheduler was paused,
+    /// or is stopping): the claim recorded them running, so each goes back on its own.
+    pub(crate) async fn give_back_claimed_ahead(&mut self) {
+        for (_, runs) in std::mem::take(&mut self.claimed_ahead) {
+            for (claimed, _) in runs {
+                for fire in &claimed.fires {
+                    self.ledger.give_back(fire).await;
+                }
+            }
+        }
+    }
+
     /// At shutdown: claims that have not started go back at once, so another instance runs
     /// them now rather than after their lease.
     pub(crate) async fn release(&mut self) {
+        self.give_back_claimed_ahead().await;
         if let Err(error) = self.store.release(&self.ledger.owner).await {
             self.store_failed("release claims", &error);
         }

@@ -22,8 +22,8 @@ use crate::store::{JobStore, SharedStore};
 pub(crate) enum Backend {
     /// In the engine's own timetable, written through to a store if there is one.
     Local(Option<Arc<dyn JobStore>>),
-    /// In a store several instances share.
-    Shared(Arc<dyn SharedStore>),
+    /// In a store several instances share, claimed this long ahead of their due time.
+    Shared(Arc<dyn SharedStore>, std::time::Duration),
 }
 
 pub(crate) type WakeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -105,6 +105,13 @@ impl Timetable {
         match self {
             Self::Local(local) => local.history(id, limit),
             Self::Shared(remote) => remote.history(id, limit).await,
+        }
+    }
+
+    /// The scheduler was paused: nothing held here waits for the resume.
+    pub(crate) async fn paused(&mut self) {
+        if let Self::Shared(remote) = self {
+            remote.give_back_claimed_ahead().await;
         }
     }
 

@@ -173,6 +173,10 @@ pub struct FirePlan {
     pub next_run_time: Option<DateTime<Utc>>,
     /// When that next run time is due (with jitter).
     pub next_due_time: Option<DateTime<Utc>>,
+    /// Nothing to record yet: the schedule is not due (a claim ahead of its due time found
+    /// runs of it going, which may end by then; or the store looked early). The claim leaves
+    /// it as it is, unwritten, and a later claim decides.
+    pub not_yet: bool,
 }
 
 /// The engine's fire policy, handed to [`FireClaims::claim_due`] and
@@ -189,16 +193,30 @@ impl Planner {
     }
 
     /// The decision for a due schedule.
+    ///
+    /// A schedule whose due time is still ahead (claimed ahead, [`Claimer::ahead`]) is decided
+    /// as at its due time, when its instance will start it; unless runs of it are going or
+    /// waiting now, which may have ended by then: it is left for the claim at its due time
+    /// ([`FirePlan::not_yet`]).
     #[must_use]
     pub fn plan(&self, due: DueSchedule<'_>) -> FirePlan {
+        let now = if due.due_time > due.now && due.running == 0 && due.waiting == 0 {
+            due.due_time
+        } else {
+            due.now
+        };
         let plan = policy::plan(policy::Due {
             schedule: due.schedule,
             due_time: due.due_time,
-            now: due.now,
+            now,
             running: due.running,
             waiting: due.waiting,
         });
-        let next_run_time = policy::next_run_time(due.schedule, plan.after, due.now);
+        let not_yet = plan.after == policy::After::Unchanged
+            && plan.run.is_empty()
+            && plan.not_run.is_empty()
+            && plan.queue.is_empty();
+        let next_run_time = policy::next_run_time(due.schedule, plan.after, now);
         let next_due_time = if plan.after == policy::After::Unchanged {
             Some(due.due_time)
         } else {
@@ -211,6 +229,7 @@ impl Planner {
             cancel: plan.cancel,
             next_run_time,
             next_due_time,
+            not_yet,
         }
     }
 
@@ -237,16 +256,30 @@ pub struct Claimer<'a> {
     /// Record the first fire of each run as running at once (the instance starts it without
     /// waiting for a concurrency slot), which saves a write per fire.
     pub start_at_once: bool,
+    /// Claim schedules due up to this long from now, not only those due already (claim
+    /// ahead): the instance holds their fires and starts each at its time, so the claim's
+    /// round trips are not in its lateness. The [`Planner`] decides them as at their due
+    /// time. Zero: only what is due.
+    pub ahead: Duration,
 }
 
 impl<'a> Claimer<'a> {
+    /// A claimer for `owner`, of at most `limit` schedules of `jobs` at a time, claiming only
+    /// what is due and recording fires claimed (not running).
     pub(crate) fn new(owner: &'a str, jobs: &'a [Arc<str>], limit: usize) -> Self {
         Self {
             owner,
             jobs,
             limit,
             start_at_once: false,
+            ahead: Duration::ZERO,
         }
+    }
+
+    /// The latest due time this claim takes, by the store's clock `now`.
+    #[must_use]
+    pub fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::TimeDelta::from_std(self.ahead).unwrap_or(chrono::TimeDelta::MAX)
     }
 }
 
@@ -347,8 +380,9 @@ pub enum FireOutcome {
     /// Aborted at the shutdown deadline and handed back: another instance runs it again as a
     /// new attempt.
     Interrupted,
-    /// Recorded running by the claim but never started here (shutdown began first): handed
-    /// back as a claim, not counted as an attempt.
+    /// Recorded running by the claim but never started here (shutdown began first, or the
+    /// scheduler was paused before a fire claimed ahead was due): handed back as a claim, not
+    /// counted as an attempt.
     NotStarted,
 }
 
@@ -385,7 +419,7 @@ impl FireOutcome {
             Self::Interrupted => Some(format!(
                 "aborted at {owner}'s shutdown deadline; to be run again"
             )),
-            Self::NotStarted => Some(format!("released by {owner} at shutdown before it started")),
+            Self::NotStarted => Some(format!("handed back by {owner} before it started")),
         }
     }
 }
@@ -509,7 +543,31 @@ pub trait FireLeases: Send + Sync + Debug + 'static {
 
     /// Records how a fire ended (or hands it back, see [`FireOutcome`]); `false`, and nothing
     /// written, when it changed hands.
+    ///
+    /// Recording an end that is already recorded (same owner, epoch and final state) returns
+    /// `true` and writes nothing: a retry after an answer lost on the way (the write made, the
+    /// connection cut) must not be taken for a fire that changed hands. A different end for a
+    /// fire that has ended is `false`: a fire ends once.
     async fn finish(&self, owner: &str, fire: &FireToken, outcome: &FireOutcome) -> Result<bool>;
+
+    /// Records how several fires of `owner` ended, as [`finish`](Self::finish) does for one:
+    /// one answer per fire, in order. The engine hands a store every end that came in while
+    /// its previous write was under way, so a store that writes them together (one statement,
+    /// one script) makes one round trip of what would be many.
+    ///
+    /// On `Err` some of the ends may have been written; the engine tries them all again, which
+    /// the rule above makes safe. The default records them one by one.
+    async fn finish_many(
+        &self,
+        owner: &str,
+        fires: &[(FireToken, FireOutcome)],
+    ) -> Result<Vec<bool>> {
+        let mut finished = Vec::with_capacity(fires.len());
+        for (fire, outcome) in fires {
+            finished.push(self.finish(owner, fire, outcome).await?);
+        }
+        Ok(finished)
+    }
 
     /// Gives back `owner`'s claimed and queued fires that have not started, so another
     /// instance takes them at once instead of after their lease.

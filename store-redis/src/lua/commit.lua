@@ -101,7 +101,8 @@ for i, item in ipairs(items) do
           redis.call('SADD', key('live', sid), fid)
         end
         if fire.state == 'running' then
-          redis.call('HSET', f, 'started', int(now))
+          -- Claimed ahead, it starts at its time.
+          redis.call('HSET', f, 'started', int(math.max(now, tonumber(nominal))))
         elseif fire.state == 'waiting' then
           redis.call('ZADD', key('waiting', sid), nominal, fid)
           redis.call('SADD', key('waiting-schedules', job), sid)

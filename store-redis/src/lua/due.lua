@@ -1,11 +1,12 @@
--- Due schedules of these jobs, earliest first, at most `limit`.
--- ARGV: prefix, limit, jobs... Returns {now, [[id, json, version, due]...]}.
+-- Schedules of these jobs due now or within `ahead`, earliest first, at most `limit`.
+-- ARGV: prefix, limit, ahead (micros), jobs... Returns {now, [[id, json, version, due]...]}.
 local limit = tonumber(ARGV[2])
 local now = now_micros()
+local horizon = now + tonumber(ARGV[3])
 local out = {}
-for j = 3, #ARGV do
+for j = 4, #ARGV do
   local job = ARGV[j]
-  local ids = redis.call('ZRANGEBYSCORE', key('due', job), '-inf', int(now), 'WITHSCORES',
+  local ids = redis.call('ZRANGEBYSCORE', key('due', job), '-inf', int(horizon), 'WITHSCORES',
     'LIMIT', 0, limit)
   for i = 1, #ids, 2 do
     local sid = ids[i]

@@ -44,7 +44,9 @@ for j = 10, #ARGV do
           'lease', int(now + lease), 'claimed', int(now),
           'reason', string.format(taken_over, previous))
         if new_state == 'running' then
-          redis.call('HSET', f, 'started', int(now))
+          -- Taken over ahead of its time, it starts then.
+          local nominal = tonumber(fire_get(fid, 'nominal') or '0')
+          redis.call('HSET', f, 'started', int(math.max(now, nominal)))
         else
           redis.call('HDEL', f, 'started')
         end

@@ -27,7 +27,8 @@ use crate::schedule::{NewSchedule, Overlap, Schedule, ScheduleOptions};
 use crate::scheduler::Scheduler;
 use crate::store::shared::reason;
 use crate::store::{
-    ClaimBatch, ClaimedFire, Claimer, FireOutcome, OnConflict, Planner, ScheduleWrite, SharedStore,
+    ClaimBatch, ClaimedFire, Claimer, FireOutcome, FireToken, OnConflict, Planner, ScheduleWrite,
+    SharedStore,
 };
 use crate::trigger::{DateTrigger, IntervalTrigger, TriggerSpec};
 
@@ -62,9 +63,15 @@ where
     released_claims_are_taken_over_at_once(&make_store(Duration::from_secs(3600)).await).await;
     at_most_once_fires_of_a_dead_instance_are_lost(&make_store(LEASE).await).await;
     outcomes_are_recorded_and_hand_backs_rerun(&make_store(LEASE).await).await;
+    ends_are_recorded_many_at_once(&make_store(LEASE).await).await;
+    claims_ahead_take_what_falls_due_within_the_window(&make_store(LEASE).await).await;
     run_now_claims_one_extra_fire(&make_store(LEASE).await).await;
     next_due_sees_due_times_and_expiring_leases(&make_store(LEASE).await).await;
     pause_and_resume_record_the_skipped_fires(make_store(LEASE).await).await;
+    fires_claimed_ahead_start_on_time_and_go_back_when_paused(
+        make_store(Duration::from_secs(30)).await,
+    )
+    .await;
 }
 
 fn jobs() -> Vec<Arc<str>> {
@@ -892,12 +899,166 @@ async fn outcomes_are_recorded_and_hand_backs_rerun(store: &impl SharedStore) {
     );
     assert_eq!(taken["not-started"].attempt, 1, "one never started was not");
     assert!(
-        !store
+        store
             .finish("a", &held["ok"].token, &FireOutcome::Succeeded)
+            .await
+            .expect("finish"),
+        "the same end again (a retry after a lost answer) is recorded already"
+    );
+    assert!(
+        !store
+            .finish("a", &held["ok"].token, &FireOutcome::Failed("late".into()))
             .await
             .expect("finish"),
         "a fire ends once"
     );
+    assert_eq!(
+        state(&record(store, "ok", due).await),
+        (FireState::Succeeded, None, None)
+    );
+}
+
+async fn ends_are_recorded_many_at_once(store: &impl SharedStore) {
+    let due = now(store).await - TimeDelta::milliseconds(100);
+    let ids = ["ok", "failed", "again", "stale", "twice"];
+    insert(store, ids.iter().map(|id| once(id, due)).collect()).await;
+    let jobs = jobs();
+    let mut claimer = Claimer::new("a", &jobs, 100);
+    claimer.start_at_once = true;
+    let batch = store
+        .claim_due(&claimer, &Planner::new())
+        .await
+        .expect("claim_due");
+    let held: HashMap<String, FireToken> = batch
+        .runs
+        .iter()
+        .map(|run| (run.schedule.id.to_string(), run.fires[0].token.clone()))
+        .collect();
+    assert_eq!(held.len(), ids.len(), "{batch:?}");
+    assert!(
+        store
+            .finish("a", &held["again"], &FireOutcome::Succeeded)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish("a", &held["twice"], &FireOutcome::Succeeded)
+            .await
+            .expect("finish")
+    );
+    let stale = FireToken::new(held["stale"].id().to_owned(), held["stale"].epoch() + 1);
+    let ends = [
+        (held["ok"].clone(), FireOutcome::Succeeded),
+        (
+            held["failed"].clone(),
+            FireOutcome::Failed("disk full".into()),
+        ),
+        // Recorded before with this end: a retry.
+        (held["again"].clone(), FireOutcome::Succeeded),
+        // An epoch this owner does not hold.
+        (stale, FireOutcome::Succeeded),
+        // Recorded before with another end.
+        (held["twice"].clone(), FireOutcome::Panicked("late".into())),
+    ];
+    assert_eq!(
+        store.finish_many("a", &ends).await.expect("finish_many"),
+        [true, true, true, false, false]
+    );
+    assert_eq!(
+        store.finish_many("a", &[]).await.expect("finish_many"),
+        Vec::<bool>::new()
+    );
+    let state = |r: &FireRecord| (r.state, r.error.clone());
+    assert_eq!(
+        state(&record(store, "ok", due).await),
+        (FireState::Succeeded, None)
+    );
+    assert_eq!(
+        state(&record(store, "failed", due).await),
+        (FireState::Failed, Some("disk full".into()))
+    );
+    assert_eq!(
+        state(&record(store, "twice", due).await),
+        (FireState::Succeeded, None)
+    );
+    let stale = record(store, "stale", due).await;
+    assert_eq!(stale.state, FireState::Running, "untouched: {stale:?}");
+    // Another owner's ends are refused, whatever the epoch.
+    assert_eq!(
+        store
+            .finish_many("b", &[(held["stale"].clone(), FireOutcome::Succeeded)])
+            .await
+            .expect("finish_many"),
+        [false]
+    );
+}
+
+async fn claims_ahead_take_what_falls_due_within_the_window(store: &impl SharedStore) {
+    let start = now(store).await;
+    let soon = start + TimeDelta::milliseconds(400);
+    let later = start + TimeDelta::seconds(30);
+    insert(store, vec![once("soon", soon), once("later", later)]).await;
+    let jobs = jobs();
+    let mut claimer = Claimer::new("a", &jobs, 100);
+    claimer.start_at_once = true;
+    claimer.ahead = Duration::from_secs(5);
+    let batch = store
+        .claim_due(&claimer, &Planner::new())
+        .await
+        .expect("claim_due");
+    // Decided as at its due time: run, not missed or late; recorded starting then.
+    let fire = only_fire(&batch, "the fire due within the window");
+    assert_eq!(fire.nominal_time, soon);
+    assert_eq!(fire.state, FireState::Running);
+    assert!(batch.not_run.is_empty(), "{batch:?}");
+    let recorded = record(store, "soon", soon).await;
+    assert_eq!(recorded.started_at, Some(soon), "{recorded:?}");
+    assert!(
+        recorded.claimed_at.is_some_and(|at| at < soon),
+        "claimed ahead: {recorded:?}"
+    );
+    assert!(
+        store.get("later").await.expect("get").is_some(),
+        "the one due past the window is left"
+    );
+    assert!(history(store, "later").await.is_empty());
+
+    // Due within the window while a run of it is going: left, unwritten, for the claim at its
+    // due time, which judges `max_instances` then.
+    let first = now(store).await - TimeDelta::milliseconds(500);
+    insert(store, vec![every_second("busy", first)]).await;
+    let held = only_fire(&claim(store, "b").await, "busy's first fire");
+    let before = store.get("busy").await.expect("get").expect("busy");
+    let batch = store
+        .claim_due(&claimer, &Planner::new())
+        .await
+        .expect("claim_due");
+    assert!(batch.is_empty(), "{batch:?}");
+    assert!(!batch.more, "the same claim would find the same: {batch:?}");
+    let after = store.get("busy").await.expect("get").expect("busy");
+    assert_eq!(after.version, before.version, "not written");
+    assert!(
+        store
+            .finish("b", &held.token, &FireOutcome::Succeeded)
+            .await
+            .expect("finish")
+    );
+    // Its run over, the next fire is claimed ahead too.
+    let batch = store
+        .claim_due(&claimer, &Planner::new())
+        .await
+        .expect("claim_due");
+    let next = only_fire(&batch, "busy's next fire");
+    assert_eq!(next.nominal_time, first + TimeDelta::seconds(1));
+    store
+        .finish("a", &next.token, &FireOutcome::Succeeded)
+        .await
+        .expect("finish");
+    store
+        .finish("a", &fire.token, &FireOutcome::Succeeded)
+        .await
+        .expect("finish");
 }
 
 async fn run_now_claims_one_extra_fire(store: &impl SharedStore) {
@@ -969,6 +1130,102 @@ async fn next_due_sees_due_times_and_expiring_leases(store: &impl SharedStore) {
         next > now && next <= now + TimeDelta::from_std(LEASE).unwrap() + TimeDelta::seconds(1),
         "when the live fire's lease runs out: {next}"
     );
+}
+
+/// Schedulers on the store, claiming 5 s ahead (a 30 s lease allows it): what each ran, and
+/// when it started.
+type Started = Arc<Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>>;
+
+async fn ahead_instance<S: SharedStore + Clone>(
+    store: &S,
+    name: &'static str,
+    started: &Started,
+) -> crate::scheduler::SchedulerHandle {
+    let started = Arc::clone(started);
+    Scheduler::builder()
+        .shared_store(store.clone())
+        .instance_name(name)
+        .claim_ahead(Duration::from_secs(5))
+        .job(JOB, move |ctx: JobContext| {
+            started.lock().unwrap().push((
+                name.to_owned(),
+                ctx.nominal_fire_time(),
+                ctx.started_at(),
+            ));
+            std::future::ready(())
+        })
+        .build()
+        .start()
+        .await
+        .expect("start")
+}
+
+async fn fires_claimed_ahead_start_on_time_and_go_back_when_paused<S: SharedStore + Clone>(
+    store: S,
+) {
+    let started: Started = Arc::default();
+    let a = ahead_instance(&store, "a", &started).await;
+    let at = now(&store).await + TimeDelta::seconds(2);
+    a.add(NewSchedule::for_job(JOB, DateTrigger::at(at)).id("on-time"))
+        .await
+        .expect("add");
+    // Claimed at once (it falls due within 5 s), started at its time and not before.
+    let claimed = wait_for_record(&store, "on-time", at).await;
+    assert_eq!(claimed.owner.as_deref(), Some("a"));
+    assert!(claimed.claimed_at.is_some_and(|t| t < at), "{claimed:?}");
+    while started.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (who, nominal, began) = started.lock().unwrap()[0].clone();
+    assert_eq!((who.as_str(), nominal), ("a", at));
+    assert!(began >= at, "started {began}, before its time {at}");
+
+    // Paused with a fire claimed ahead: it goes back, and another instance runs it.
+    let at = now(&store).await + TimeDelta::seconds(3);
+    a.add(NewSchedule::for_job(JOB, DateTrigger::at(at)).id("handed-back"))
+        .await
+        .expect("add");
+    let claimed = wait_for_record(&store, "handed-back", at).await;
+    assert_eq!(claimed.owner.as_deref(), Some("a"));
+    a.pause_all().await.expect("pause");
+    let back = record(&store, "handed-back", at).await;
+    assert_eq!(back.state, FireState::Claimed, "{back:?}");
+    assert_eq!(back.reason, FireOutcome::NotStarted.reason("a"));
+    let b = ahead_instance(&store, "b", &started).await;
+    while started.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (who, nominal, began) = started.lock().unwrap()[1].clone();
+    assert_eq!((who.as_str(), nominal), ("b", at));
+    assert!(began >= at, "started {began}, before its time {at}");
+    let ran = record(&store, "handed-back", at).await;
+    assert_eq!(
+        (ran.owner.as_deref(), ran.attempt),
+        (Some("b"), 1),
+        "{ran:?}"
+    );
+    for scheduler in [a, b] {
+        scheduler
+            .shutdown(Duration::from_secs(5))
+            .await
+            .expect("shutdown");
+    }
+    assert_eq!(started.lock().unwrap().len(), 2, "each fire ran once");
+}
+
+/// The ledger's record of a fire, once there is one.
+async fn wait_for_record(store: &impl SharedStore, id: &str, nominal: DateTime<Utc>) -> FireRecord {
+    for _ in 0..500 {
+        if let Some(found) = history(store, id)
+            .await
+            .into_iter()
+            .find(|r| r.nominal_time == nominal)
+        {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no record of {id} at {nominal}");
 }
 
 async fn pause_and_resume_record_the_skipped_fires<S: SharedStore>(store: S) {
