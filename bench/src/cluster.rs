@@ -88,6 +88,8 @@ pub struct NodeConfig {
     pub lease: Duration,
     /// Poll interval (backends without notifications).
     pub poll: Duration,
+    /// How long before their due time fires are claimed (the scheduler's default when `None`).
+    pub claim_ahead: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -100,6 +102,7 @@ impl NodeConfig {
             name: name.to_owned(),
             lease: Duration::from_secs(3),
             poll: Duration::from_millis(100),
+            claim_ahead: None,
         }
     }
 
@@ -118,10 +121,13 @@ impl NodeConfig {
         if let Some(prefix) = &self.prefix {
             args.extend(["--prefix".to_owned(), prefix.clone()]);
         }
+        if let Some(ahead) = self.claim_ahead {
+            args.extend(["--claim-ahead-ms".to_owned(), ahead.as_millis().to_string()]);
+        }
         args
     }
 
-    /// Reads `--url U --name N [--lease-ms L] [--poll-ms P] [--prefix P]`.
+    /// Reads `--url U --name N [--lease-ms L] [--poll-ms P] [--prefix P] [--claim-ahead-ms A]`.
     ///
     /// # Errors
     /// A missing or malformed option, named.
@@ -144,6 +150,7 @@ impl NodeConfig {
                 "--lease-ms" => config.lease = millis()?,
                 "--poll-ms" => config.poll = millis()?,
                 "--prefix" => config.prefix = Some(value.clone()),
+                "--claim-ahead-ms" => config.claim_ahead = Some(millis()?),
                 other => return Err(format!("node: unknown option \"{other}\"")),
             }
         }
@@ -228,7 +235,11 @@ async fn run_node_on(store: impl SharedStore, config: NodeConfig) -> Result<(), 
             epoch: ctx.epoch().unwrap_or_default(),
         });
     };
-    let scheduler = Scheduler::builder()
+    let mut builder = Scheduler::builder();
+    if let Some(ahead) = config.claim_ahead {
+        builder = builder.claim_ahead(ahead);
+    }
+    let scheduler = builder
         .shared_store(store)
         .instance_name(&config.name)
         .job("tick", move |ctx: JobContext| {

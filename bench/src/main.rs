@@ -31,7 +31,7 @@ use scheduler_bench::cluster::{NodeConfig, run_node};
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
 const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|shared-many> [N] \
-                     [--seconds D] [--processes P] [--url URL] [--history H]
+                     [--seconds D] [--processes P] [--url URL] [--history H] [--claim-ahead-ms A]
        scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P] [--prefix P]";
 
 struct Args {
@@ -43,6 +43,9 @@ struct Args {
     /// Fires kept per schedule in the engine's history (`many`, `burst`); default the
     /// scheduler's.
     history: Option<usize>,
+    /// How long before their due time nodes claim fires (`shared-many`); default the
+    /// scheduler's.
+    claim_ahead: Option<Duration>,
 }
 
 fn whole_number<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, String> {
@@ -59,6 +62,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut processes = 3;
     let mut url = None;
     let mut history = None;
+    let mut claim_ahead_ms = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -66,6 +70,9 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--processes" => processes = whole_number("--processes", value()?)?,
             "--url" => url = Some(value()?.clone()),
             "--history" => history = Some(whole_number("--history", value()?)?),
+            "--claim-ahead-ms" => {
+                claim_ahead_ms = Some(whole_number("--claim-ahead-ms", value()?)?);
+            }
             _ if n.is_none() => n = Some(whole_number("N", arg)?),
             _ => return Err(format!("unexpected argument \"{arg}\"\n{USAGE}")),
         }
@@ -87,6 +94,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         processes,
         url,
         history,
+        claim_ahead: claim_ahead_ms.map(Duration::from_millis),
     })
 }
 
@@ -126,7 +134,11 @@ fn main() -> ExitCode {
             "memory" => memory(args.n).await,
             "spawn" => spawn(args.n).await,
             "shared-many" | "sql-many" => {
-                shared_many::run(args.n, args.seconds, args.processes, args.url).await
+                let nodes = shared_many::Nodes {
+                    processes: args.processes,
+                    claim_ahead: args.claim_ahead,
+                };
+                shared_many::run(args.n, args.seconds, nodes, args.url).await
             }
             _ => add(args.n).await,
         }

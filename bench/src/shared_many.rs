@@ -20,21 +20,23 @@ use crate::{BenchResult, now, round3, sleep_until, whole_second_after};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Nodes' settings: a lease longer than any run, a poll of 1 s where there are no
-/// notifications.
-fn node_config(url: &str) -> NodeConfig {
-    let mut config = NodeConfig::new(url, "");
-    config.lease = Duration::from_secs(30);
-    config.poll = Duration::from_secs(1);
-    config
+/// How many node processes, and how they claim.
+pub(crate) struct Nodes {
+    pub(crate) processes: usize,
+    pub(crate) claim_ahead: Option<Duration>,
 }
 
-pub(crate) async fn run(
-    n: usize,
-    seconds: u64,
-    processes: usize,
-    url: Option<String>,
-) -> BenchResult {
+pub(crate) async fn run(n: usize, seconds: u64, nodes: Nodes, url: Option<String>) -> BenchResult {
+    // Nodes' settings: a lease longer than any run, a poll of 1 s where there are no
+    // notifications.
+    let node_config = |url: &str| {
+        let mut config = NodeConfig::new(url, "");
+        config.lease = Duration::from_secs(30);
+        config.poll = Duration::from_secs(1);
+        config.claim_ahead = nodes.claim_ahead;
+        config
+    };
+    let processes = nodes.processes;
     let server = url
         .or_else(|| std::env::var("BENCH_POSTGRES_URL").ok())
         .or_else(|| std::env::var("TEST_POSTGRES_URL").ok())
@@ -165,6 +167,7 @@ async fn measure<S: SharedStore + Clone>(
     let cpu: f64 = cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).sum();
     Ok(json!({
         "workload": "shared-many",
+        "claim_ahead_ms": config.claim_ahead.map(|a| a.as_millis()),
         "n": n,
         "seconds": seconds,
         "processes": processes,

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, SqlErr};
 
 use crate::ledger::FireRow;
 use crate::sql::rolled_back;
-use crate::sql::{F, S, WAITING, read_rows, schedule_from_row, schedule_values};
+use crate::sql::{F, S, is_waiting, read_rows, schedule_from_row, schedule_values};
 use crate::{Store, db};
 use scheduler_core::store::FireState;
 use scheduler_core::store::shared::reason;
@@ -128,7 +128,7 @@ impl Store {
             .value(F::State, FireState::Skipped.as_str())
             .value(F::Reason, reason::SCHEDULE_REMOVED)
             .value(F::FinishedAt, self.dialect().now())
-            .and_where(Expr::col(F::State).eq(WAITING));
+            .and_where(is_waiting(None));
         if let Some(id) = id {
             update.and_where(Expr::col(F::ScheduleId).eq(id));
         }

@@ -20,8 +20,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
 use crate::ledger::FireRow;
 use crate::sql::read_rows;
 use crate::sql::{
-    COUNTED, F, HELD, S, Transient, WAITING, duration_micros, in_strings, is_transient,
-    lock_skipping, micros, rolled_back, state, time, transient,
+    COUNTED, F, HELD, S, Transient, UNFINISHED_CONDITION, WAITING, duration_micros, in_strings,
+    is_transient, is_waiting, lock_skipping, micros, rolled_back, state, time, transient,
 };
 use crate::{Store, db};
 
@@ -56,28 +56,30 @@ impl Store {
     ) -> Result<HashMap<String, Counts>, DbErr> {
         let mut counts: HashMap<String, Counts> = HashMap::new();
         for chunk in ids.chunks(self.dialect().rows_per_statement()) {
-            let live = Expr::col(F::State)
-                .is_in(COUNTED)
-                .and(Expr::col(F::LeaseUntil).gt(now));
+            // Every unfinished fire, counted here: a condition on the lease in SQL would let
+            // the database read the index of every schedule's live fires, dead versions and
+            // all, instead of the few fires of these schedules in the partial index.
             let select = Query::select()
                 .column(F::ScheduleId)
                 .column(F::State)
-                .expr_as(Func::count(Expr::col(F::Id)), Alias::new("n"))
+                .column(F::LeaseUntil)
                 .from(self.tables().fires.clone())
                 .and_where(in_strings(F::ScheduleId, chunk.iter().cloned()))
-                .and_where(live.or(Expr::col(F::State).eq(WAITING)))
-                .group_by_col(F::ScheduleId)
-                .group_by_col(F::State)
+                .and_where(Expr::cust(UNFINISHED_CONDITION))
                 .to_owned();
             for row in txn.query_all(&select).await? {
-                let n: i64 = row.try_get("", "n")?;
-                let n = u32::try_from(n).unwrap_or(u32::MAX);
                 let fire_state: String = row.try_get("", "state")?;
+                let lease_until: Option<i64> = row.try_get("", "lease_until")?;
+                let live = COUNTED.contains(&fire_state.as_str())
+                    && lease_until.is_some_and(|until| until > now);
+                if !live && fire_state != WAITING {
+                    continue;
+                }
                 let entry = counts.entry(row.try_get("", "schedule_id")?).or_default();
-                if fire_state == WAITING {
-                    entry.waiting = entry.waiting.saturating_add(n);
+                if live {
+                    entry.live = entry.live.saturating_add(1);
                 } else {
-                    entry.live = entry.live.saturating_add(n);
+                    entry.waiting = entry.waiting.saturating_add(1);
                 }
             }
         }
@@ -119,7 +121,7 @@ impl Store {
             .distinct()
             .column(F::ScheduleId)
             .from(self.tables().fires.clone())
-            .and_where(Expr::col(F::State).eq(WAITING))
+            .and_where(is_waiting(None))
             .and_where(in_strings(F::Job, claimer.jobs.iter().map(|j| &**j)))
             .limit(u64::try_from(claimer.limit).unwrap_or(u64::MAX))
             .to_owned();
@@ -168,7 +170,7 @@ impl Store {
                 .columns([F::Id, F::NominalTime])
                 .from(self.tables().fires.clone())
                 .and_where(Expr::col(F::ScheduleId).eq(schedule.id()))
-                .and_where(Expr::col(F::State).eq(WAITING))
+                .and_where(is_waiting(None))
                 .order_by(F::NominalTime, Order::Asc)
                 .limit(u64::from(room))
                 .to_owned();
@@ -669,6 +671,8 @@ impl FireClaims for Store {
         let lease = Query::select()
             .expr(Func::min(Expr::col(F::LeaseUntil)))
             .from(self.tables().fires.clone())
+            // Said, though MIN skips NULLs: so that the partial index of leased fires serves.
+            .and_where(Expr::col(F::LeaseUntil).is_not_null())
             .and_where(in_strings(F::State, HELD))
             .and_where(in_strings(F::Job, jobs()))
             .to_owned();
@@ -691,7 +695,7 @@ impl FireClaims for Store {
                 sc.clone(),
                 Expr::col((sc.clone(), S::Id)).equals((w.clone(), F::ScheduleId)),
             )
-            .and_where(Expr::col((w.clone(), F::State)).eq(WAITING))
+            .and_where(is_waiting(Some("w")))
             .and_where(Expr::col((w, F::Job)).is_in(jobs().map(str::to_owned)))
             .and_where(Expr::col((sc.clone(), S::Paused)).eq(false))
             .and_where(

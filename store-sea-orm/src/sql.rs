@@ -153,6 +153,24 @@ pub(crate) const WAITING: &str = "waiting";
 /// The states pruning never deletes: fires that are still to run or running.
 pub(crate) const UNFINISHED: [&str; 4] = ["claimed", "queued", "running", WAITING];
 
+/// `UNFINISHED` as SQL with its values written out, the predicate of the partial index on
+/// unfinished fires: a query that means to use that index says exactly this, because a
+/// database proves a partial index applies only from literal values, never from bound ones.
+pub(crate) const UNFINISHED_CONDITION: &str =
+    "state IN ('claimed', 'queued', 'running', 'waiting')";
+
+/// A fire waiting for a run to end, as SQL with its value written out: the predicate of the
+/// partial index on waiting fires (see `UNFINISHED_CONDITION`).
+pub(crate) const WAITING_CONDITION: &str = "state = 'waiting'";
+
+/// `WAITING_CONDITION` on the fires table, or on an alias of it.
+pub(crate) fn is_waiting(alias: Option<&str>) -> Expr {
+    match alias {
+        Some(alias) => Expr::cust(format!("{alias}.{WAITING_CONDITION}")),
+        None => Expr::cust(WAITING_CONDITION),
+    }
+}
+
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -356,4 +374,19 @@ pub(crate) fn in_strings<C: sea_orm::sea_query::IntoIden>(
     values: impl IntoIterator<Item = impl Into<String>>,
 ) -> Expr {
     Expr::col(column).is_in(values.into_iter().map(Into::into).collect::<Vec<String>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unfinished_condition_names_exactly_the_unfinished_states() {
+        let listed: Vec<String> = UNFINISHED.iter().map(|s| format!("'{s}'")).collect();
+        assert_eq!(
+            UNFINISHED_CONDITION,
+            format!("state IN ({})", listed.join(", "))
+        );
+        assert_eq!(WAITING_CONDITION, format!("state = '{WAITING}'"));
+    }
 }
