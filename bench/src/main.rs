@@ -1,6 +1,7 @@
 //! `scheduler-bench`: load workloads for the apsched engine (DESIGN.md, "Performance
-//! workloads"). No-op jobs on the in-memory store (`shared-many`: on PostgreSQL or Redis, in
-//! several processes); build with `--release`. Each run prints one JSON line.
+//! workloads"). No-op jobs on the in-memory store (`shared-many` and `shared-burst`: on
+//! PostgreSQL, MariaDB/MySQL, SQLite or Redis, in several processes); build with `--release`.
+//! Each run prints one JSON line.
 //!
 //! ```text
 //! cargo run --release -p scheduler-bench -- many 10000 --seconds 10
@@ -10,6 +11,8 @@
 //! cargo run --release -p scheduler-bench -- add 100000
 //! cargo run --release -p scheduler-bench -- shared-many 1000 --seconds 30 --processes 3
 //! cargo run --release -p scheduler-bench -- shared-many 1000 --url redis://127.0.0.1:6379
+//! cargo run --release -p scheduler-bench -- shared-burst 100000 --processes 3
+//! cargo run --release -p scheduler-bench -- shared-burst 100000 --url sqlite: --processes 2
 //! ```
 
 mod measure;
@@ -30,7 +33,8 @@ use scheduler_bench::cluster::{NodeConfig, run_node};
 
 use crate::measure::{Recorder, current_rss_kib, lateness_json, mib, usage};
 
-const USAGE: &str = "usage: scheduler-bench <many|burst|idle|memory|add|spawn|shared-many> [N] \
+const USAGE: &str = "usage: scheduler-bench \
+                     <many|burst|idle|memory|add|spawn|shared-many|shared-burst|compare> [N] \
                      [--seconds D] [--processes P] [--url URL] [--history H] [--claim-ahead-ms A]
        scheduler-bench node --url URL --name NAME [--lease-ms L] [--poll-ms P] [--prefix P]";
 
@@ -85,6 +89,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         "spawn" => (10_000, 0),
         // `sql-many` is the name it had when it ran on PostgreSQL only.
         "shared-many" | "sql-many" => (1000, 30),
+        "shared-burst" => (100_000, 0),
         other => return Err(format!("unknown workload \"{other}\"\n{USAGE}")),
     };
     Ok(Args {
@@ -133,12 +138,20 @@ fn main() -> ExitCode {
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
             "spawn" => spawn(args.n).await,
-            "shared-many" | "sql-many" => {
+            "shared-many" | "sql-many" | "shared-burst" => {
                 let nodes = shared_many::Nodes {
                     processes: args.processes,
                     claim_ahead: args.claim_ahead,
                 };
-                shared_many::run(args.n, args.seconds, nodes, args.url).await
+                let workload = if args.workload == "shared-burst" {
+                    shared_many::Workload::Burst { n: args.n }
+                } else {
+                    shared_many::Workload::Many {
+                        n: args.n,
+                        seconds: args.seconds,
+                    }
+                };
+                shared_many::run(workload, nodes, args.url).await
             }
             _ => add(args.n).await,
         }
