@@ -11,10 +11,12 @@
 //! cargo run --release -p scheduler-bench -- add 100000
 //! cargo run --release -p scheduler-bench -- shared-many 1000 --seconds 30 --processes 3
 //! cargo run --release -p scheduler-bench -- shared-many 1000 --url redis://127.0.0.1:6379
+//! cargo run --release -p scheduler-bench -- compare 10000 --seconds 10
 //! cargo run --release -p scheduler-bench -- shared-burst 100000 --processes 3
 //! cargo run --release -p scheduler-bench -- shared-burst 100000 --url sqlite: --processes 2
 //! ```
 
+mod compare;
 mod measure;
 mod shared_many;
 
@@ -83,6 +85,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     }
     let (default_n, default_seconds) = match workload.as_str() {
         "many" => (1000, 10),
+        // `tokio-cron-many` is `compare`'s run of the peer, in a process of its own.
+        "compare" | "tokio-cron-many" => (10_000, 10),
         "burst" => (100_000, 0),
         "idle" => (1, 30),
         "memory" | "add" => (100_000, 0),
@@ -134,6 +138,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.workload.as_str() {
             "many" => many(args.n, args.seconds, args.history).await,
+            "compare" => compare::run(args.n, args.seconds).await,
+            "tokio-cron-many" => compare::tokio_cron_many(args.n, args.seconds).await,
             "burst" => burst(args.n, args.history).await,
             "idle" => idle(args.seconds).await,
             "memory" => memory(args.n).await,
