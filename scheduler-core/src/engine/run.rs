@@ -197,7 +197,10 @@ impl Drop for Slot<'_> {
 impl RunTask {
     /// Spawns the run on the scheduler's task tracker.
     pub(crate) fn spawn(self, tracker: &TaskTracker) {
-        tracker.spawn(self.run());
+        // Boxed: the run's state machine is large, and tokio moves a task's future by value
+        // several times on its way into the task (spawn, the task cell, its stage); a box
+        // moves as a pointer.
+        tracker.spawn(Box::pin(self.run()));
     }
 
     async fn run(self) {
@@ -417,7 +420,7 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration, la
     };
     crate::metrics::run_ended(&schedule_id, outcome, duration);
     let at = nominal_time.format("%Y-%m-%d %H:%M:%S");
-    let (took, late) = (short(duration), short(lateness));
+    let (took, late) = (Short(duration), Short(lateness));
     match end {
         RunEnd::Succeeded => {
             tracing::info!("run {schedule_id} {at}: succeeded in {took} ({late} late)");
@@ -471,15 +474,23 @@ fn report(shared: &Shared, end: &RunEnd, run: RunSummary, duration: Duration, la
     }
 }
 
-/// A duration for a log line: `12 ms`, `3.4 s`, `2 min 5 s`.
-fn short(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+/// A duration for a log line: `12 ms`, `3.4 s`, `2 min 5 s`. Written only if the line is:
+/// most runs are logged by no one, and formatting two strings per run was a tenth of the
+/// engine's work per fire.
+#[derive(Clone, Copy)]
+struct Short(Duration);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let ms = d.as_millis();
+        if ms < 1000 {
+            write!(f, "{ms} ms")
+        } else if ms < 60_000 {
+            write!(f, "{:.1} s", d.as_secs_f64())
+        } else {
+            write!(f, "{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+        }
     }
 }
 
