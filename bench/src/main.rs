@@ -168,7 +168,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("scheduler-bench {}: {error}", args.workload);
+            // The whole chain: a store's error says what failed only in its sources.
+            let mut message = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("scheduler-bench {}: {message}", args.workload);
             ExitCode::FAILURE
         }
     }

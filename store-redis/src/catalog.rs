@@ -1,5 +1,7 @@
 //! The schedules: add, read, change (conditioned on their version) and remove.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use scheduler_core::store::shared::reason;
 use scheduler_core::store::{NotRunFire, OnConflict, ScheduleCatalog, ScheduleWrite, Versioned};
@@ -207,10 +209,12 @@ impl ScheduleCatalog for Store {
         let ids: Vec<&str> = batch.iter().map(|(w, _)| w.schedule.id()).collect();
         for _ in 0..TRIES {
             let stored = self.get_many(&ids).await?;
+            let stored: HashMap<&str, &Versioned> =
+                stored.iter().map(|v| (v.schedule.id(), v)).collect();
             let mut items = Vec::with_capacity(batch.len());
             for (write, on_conflict) in batch {
                 let id = write.schedule.id();
-                let existing = stored.iter().find(|v| v.schedule.id() == id);
+                let existing = stored.get(id).copied();
                 let expect = existing.map_or_else(|| "-1".to_owned(), |v| v.version.to_string());
                 let keep = match (existing, on_conflict) {
                     (None, _) => false,

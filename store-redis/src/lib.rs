@@ -70,7 +70,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 
 use self::scripts::Scripts;
@@ -107,6 +107,7 @@ pub struct StoreOptions {
     keep_fires: usize,
     keep_fires_for: Duration,
     safety_recheck: Duration,
+    response_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -117,6 +118,7 @@ impl Default for StoreOptions {
             keep_fires: 1000,
             keep_fires_for: Duration::from_secs(7 * 24 * 3600),
             safety_recheck: Duration::from_secs(60),
+            response_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -151,6 +153,16 @@ impl StoreOptions {
     #[must_use]
     pub fn safety_recheck(mut self, every: Duration) -> Self {
         self.safety_recheck = every;
+        self
+    }
+
+    /// How long the store waits for Redis to answer one command or script before it gives
+    /// the call up as failed (default 10 s). Adding a batch of 100,000 schedules is one script
+    /// that runs for seconds; with the Redis client's own default, 500 ms, it was reported
+    /// failed although Redis went on to apply it.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
         self
     }
 }
@@ -202,7 +214,9 @@ impl Store {
     /// [`Error::Redis`] when the URL is not a Redis URL or Redis cannot be reached.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, Error> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client.clone()).await?;
+        let config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(options.response_timeout));
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         let (changes, subscription) =
             feed::subscribe(client, format!("{}:changes", options.prefix));
         Ok(Self {

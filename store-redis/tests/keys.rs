@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use scheduler_core::store::ScheduleCatalog;
 use scheduler_core::trigger::IntervalTrigger;
-use scheduler_core::{JobContext, NewSchedule, Scheduler};
+use scheduler_core::{JobContext, NewSchedule, Scheduler, SchedulerHandle};
 use store_redis::{Store, StoreOptions};
 
-async fn store_with_one_schedule(url: &str, prefix: &str) -> Store {
+/// A store on `prefix`, and a scheduler that writes to it without running anything.
+async fn store_and_writer(url: &str, prefix: &str) -> (Store, SchedulerHandle) {
     let store = Store::connect_with(url, StoreOptions::default().prefix(prefix))
         .await
         .expect("connect to Redis");
@@ -19,6 +20,11 @@ async fn store_with_one_schedule(url: &str, prefix: &str) -> Store {
         .job("tick", |_ctx: JobContext| std::future::ready(()))
         .build()
         .handle();
+    (store, writer)
+}
+
+async fn store_with_one_schedule(url: &str, prefix: &str) -> Store {
+    let (store, writer) = store_and_writer(url, prefix).await;
     let every_minute = IntervalTrigger::every(Duration::from_secs(60)).unwrap();
     writer
         .add(NewSchedule::for_job("tick", every_minute).id("s"))
@@ -52,4 +58,27 @@ async fn deleting_one_prefix_keeps_the_others() {
         "nothing left to delete"
     );
     plain.delete_all_keys().await.unwrap();
+}
+
+/// One batch is one script: 50,000 schedules take Redis longer than the Redis client's own
+/// response timeout (500 ms), under which the batch was reported failed although applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_50000_schedules_is_added_whole() {
+    let Some(url) = support::redis_url("a_batch_of_50000_schedules_is_added_whole") else {
+        return;
+    };
+    let (store, writer) = store_and_writer(&url, &support::unique_prefix()).await;
+    let hourly = IntervalTrigger::every(Duration::from_secs(3600)).unwrap();
+    let added = writer
+        .add_all(
+            (0..50_000).map(|i| NewSchedule::for_job("tick", hourly.clone()).id(format!("s{i}"))),
+        )
+        .await;
+    let listed = store.list().await.unwrap().len();
+    store.delete_all_keys().await.unwrap();
+    assert_eq!(
+        added.map(|a| a.len()).map_err(|e| e.to_string()),
+        Ok(50_000)
+    );
+    assert_eq!(listed, 50_000);
 }
