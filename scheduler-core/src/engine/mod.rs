@@ -431,8 +431,8 @@ fn prepare(shared: &Shared, new: NewSchedule, now: DateTime<Utc>) -> Result<Prep
         .map_or_else(|| new_run_id().simple().to_string().into(), Into::into);
     let (job_name, job) = match new.job {
         JobSource::Named(name) => {
-            let job = shared
-                .job(Some(&name))
+            let (name, job) = shared
+                .named_job(&name)
                 .ok_or_else(|| Error::UnknownJob(name.to_string()))?;
             (Some(name), job)
         }

@@ -231,4 +231,12 @@ impl Shared {
     pub(crate) fn job(&self, name: Option<&str>) -> Option<Arc<dyn Job>> {
         self.jobs.get(name?).cloned()
     }
+
+    /// The registered job of this name, with the registry's own copy of the name: schedules
+    /// that keep it share one string instead of each holding its own (3 MiB for 100,000).
+    pub(crate) fn named_job(&self, name: &str) -> Option<(Arc<str>, Arc<dyn Job>)> {
+        self.jobs
+            .get_key_value(name)
+            .map(|(name, job)| (Arc::clone(name), Arc::clone(job)))
+    }
 }
