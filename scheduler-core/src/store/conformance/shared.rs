@@ -113,6 +113,30 @@ fn once(id: &str, at: DateTime<Utc>) -> Schedule {
     schedule(id, DateTrigger::at(at), at)
 }
 
+/// Adds one-off schedules `ids` due at `due` and claims them all, started at once, for
+/// instance "a": each one's fire, by schedule id.
+async fn claim_running(
+    store: &impl SharedStore,
+    ids: &[&str],
+    due: DateTime<Utc>,
+    jobs: &[Arc<str>],
+) -> HashMap<String, ClaimedFire> {
+    insert(store, ids.iter().map(|id| once(id, due)).collect()).await;
+    let mut claimer = Claimer::new("a", jobs, 100);
+    claimer.start_at_once = true;
+    let batch = store
+        .claim_due(&claimer, &Planner::new())
+        .await
+        .expect("claim_due");
+    let held: HashMap<String, ClaimedFire> = batch
+        .runs
+        .iter()
+        .map(|run| (run.schedule.id.to_string(), run.fires[0].clone()))
+        .collect();
+    assert_eq!(held.len(), ids.len(), "every one claimed: {batch:?}");
+    held
+}
+
 async fn insert(store: &impl SharedStore, schedules: Vec<Schedule>) {
     let batch: Vec<_> = schedules
         .into_iter()
@@ -386,10 +410,31 @@ async fn concurrent_claimers_never_claim_one_fire_twice<S: SharedStore + Clone>(
         })
         .collect();
     let mut claimed: HashMap<(String, DateTime<Utc>), &str> = HashMap::new();
+    let mut take = |id: String, nominal, owner| {
+        if let Some(first) = claimed.insert((id.clone(), nominal), owner) {
+            panic!("{id} at {nominal} claimed by {first} and {owner}");
+        }
+    };
     for claimer in claimers {
         for (id, nominal, owner) in claimer.await.expect("claimer") {
-            if let Some(first) = claimed.insert((id.clone(), nominal), owner) {
-                panic!("{id} at {nominal} claimed by {first} and {owner}");
+            take(id, nominal, owner);
+        }
+    }
+    // A claim that skipped rows another claim held comes back short, and its claimer stops
+    // though the other may not have taken every row it held (InnoDB can lock rows it reads
+    // past what it returns). An instance takes such a fire at its next poll; so does this.
+    let jobs = jobs();
+    loop {
+        let batch = store
+            .claim_due(&Claimer::new("next-poll", &jobs, 7), &Planner::new())
+            .await
+            .expect("claim_due");
+        if batch.runs.is_empty() && !batch.more {
+            break;
+        }
+        for run in batch.runs {
+            for fire in run.fires {
+                take(run.schedule.id.to_string(), fire.nominal_time, "next-poll");
             }
         }
     }
@@ -823,20 +868,9 @@ async fn outcomes_are_recorded_and_hand_backs_rerun(store: &impl SharedStore) {
         "interrupted",
         "not-started",
     ];
-    insert(store, ids.iter().map(|id| once(id, due)).collect()).await;
     let mut jobs = jobs();
     jobs.push("unused".into());
-    let mut claimer = Claimer::new("a", &jobs, 100);
-    claimer.start_at_once = true;
-    let batch = store
-        .claim_due(&claimer, &Planner::new())
-        .await
-        .expect("claim_due");
-    let held: HashMap<String, ClaimedFire> = batch
-        .runs
-        .iter()
-        .map(|run| (run.schedule.id.to_string(), run.fires[0].clone()))
-        .collect();
+    let held = claim_running(store, &ids, due, &jobs).await;
     assert!(
         held.values().all(|f| f.state == FireState::Running),
         "started at once: {held:?}"
@@ -921,20 +955,11 @@ async fn outcomes_are_recorded_and_hand_backs_rerun(store: &impl SharedStore) {
 async fn ends_are_recorded_many_at_once(store: &impl SharedStore) {
     let due = now(store).await - TimeDelta::milliseconds(100);
     let ids = ["ok", "failed", "again", "stale", "twice"];
-    insert(store, ids.iter().map(|id| once(id, due)).collect()).await;
-    let jobs = jobs();
-    let mut claimer = Claimer::new("a", &jobs, 100);
-    claimer.start_at_once = true;
-    let batch = store
-        .claim_due(&claimer, &Planner::new())
+    let held: HashMap<String, FireToken> = claim_running(store, &ids, due, &jobs())
         .await
-        .expect("claim_due");
-    let held: HashMap<String, FireToken> = batch
-        .runs
-        .iter()
-        .map(|run| (run.schedule.id.to_string(), run.fires[0].token.clone()))
+        .into_iter()
+        .map(|(id, fire)| (id, fire.token))
         .collect();
-    assert_eq!(held.len(), ids.len(), "{batch:?}");
     assert!(
         store
             .finish("a", &held["again"], &FireOutcome::Succeeded)
