@@ -92,11 +92,7 @@ fn plan_item(
     item.cancel = plan.cancel;
     let owner = claimer.owner.to_owned();
     for (i, nominal) in plan.run.iter().enumerate() {
-        let held = match i {
-            0 if claimer.start_at_once => FireState::Running,
-            0 => FireState::Claimed,
-            _ => FireState::Queued,
-        };
+        let held = claimer.held_state(i);
         item.fires.push(FireItem {
             nominal: micros(*nominal).to_string(),
             state: held.as_str(),
@@ -229,11 +225,7 @@ impl FireClaims for Store {
                     .enumerate()
                     .filter_map(|(i, nominal)| {
                         let fire_id = committed.fire_id(id, micros(*nominal))?;
-                        let held = match i {
-                            0 if claimer.start_at_once => FireState::Running,
-                            0 => FireState::Claimed,
-                            _ => FireState::Queued,
-                        };
+                        let held = claimer.held_state(i);
                         Some(ClaimedFire::new(
                             FireToken::new(fire_id.to_owned(), 1),
                             *nominal,

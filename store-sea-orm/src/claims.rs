@@ -345,11 +345,7 @@ impl Store {
             }
             let last = plan.next_run_time.is_none();
             for (i, &nominal) in plan.run.iter().enumerate() {
-                let state = match i {
-                    0 if claimer.start_at_once => FireState::Running,
-                    0 => FireState::Claimed,
-                    _ => FireState::Queued,
-                };
+                let state = claimer.held_state(i);
                 let mut row = FireRow::held(&d.schedule, nominal, state, claimer.owner);
                 row.snapshot = last;
                 rows.push(row);
@@ -402,11 +398,7 @@ impl Store {
                 .enumerate()
                 .filter_map(|(i, &nominal)| {
                     let fire_id = written.get(&key(nominal))?;
-                    let state = match i {
-                        0 if claimer.start_at_once => FireState::Running,
-                        0 => FireState::Claimed,
-                        _ => FireState::Queued,
-                    };
+                    let state = claimer.held_state(i);
                     Some(ClaimedFire::new(
                         FireToken::new(fire_id.to_string(), 1),
                         nominal,

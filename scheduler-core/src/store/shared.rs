@@ -281,6 +281,18 @@ impl<'a> Claimer<'a> {
     pub fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + chrono::TimeDelta::from_std(self.ahead).unwrap_or(chrono::TimeDelta::MAX)
     }
+
+    /// The state a store records for the fire at `index` of a run it claims: the first
+    /// running ([`start_at_once`](Self::start_at_once)) or claimed, the later ones queued
+    /// behind it.
+    #[must_use]
+    pub fn held_state(&self, index: usize) -> FireState {
+        match index {
+            0 if self.start_at_once => FireState::Running,
+            0 => FireState::Claimed,
+            _ => FireState::Queued,
+        }
+    }
 }
 
 /// One fire a claim gave this instance.
