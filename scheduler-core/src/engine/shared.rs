@@ -316,7 +316,15 @@ impl SharedTimetable {
             let Some(fires) = self.hold(&claimed) else {
                 continue;
             };
-            let first = claimed.fires.first().map_or(now, |f| f.nominal_time);
+            // A jittered fire starts up to its jitter after its time, as in the engine's own
+            // timetable. The store's jittered due time only said when to claim it, which
+            // claiming ahead makes early.
+            let first = claimed.fires.first().map_or(now, |f| {
+                crate::trigger::apply_jitter(
+                    f.nominal_time,
+                    crate::trigger::Trigger::jitter(&*claimed.schedule.trigger),
+                )
+            });
             if first > now {
                 self.claimed_ahead
                     .entry(first)
